@@ -1,0 +1,114 @@
+//! Settings for the connection to RabbitMQ and the names of what is declared
+//! on it.
+
+use serde::Deserialize;
+
+/// How to reach the broker and how the hub's exchanges and queues are named
+/// and bounded there.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// AMQP URL, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    pub url: String,
+    /// Prefix of every exchange and queue name, so that several
+    /// deployments (or test runs) can share a broker.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// How many times a message may be delivered from a queue before it is
+    /// dead-lettered as poison.
+    #[serde(default = "default_delivery_limit")]
+    pub delivery_limit: u32,
+}
+
+fn default_prefix() -> String {
+    "lhcie".into()
+}
+
+fn default_delivery_limit() -> u32 {
+    5
+}
+
+impl BrokerConfig {
+    /// Settings for a broker at `url` with the default prefix and limits.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: default_prefix(),
+            delivery_limit: default_delivery_limit(),
+        }
+    }
+
+    /// Checks the values, returning (key, problem) pairs.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if !(self.url.starts_with("amqp://") || self.url.starts_with("amqps://")) {
+            problems.push(("url", "must start with amqp:// or amqps://".to_owned()));
+        }
+        let prefix_ok = !self.prefix.is_empty()
+            && self.prefix.len() <= 64
+            && self.prefix.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_'
+            });
+        if !prefix_ok {
+            problems.push((
+                "prefix",
+                "use 1 to 64 lower-case letters, digits, '-', '.' or '_'".to_owned(),
+            ));
+        }
+        if !(1..=100).contains(&self.delivery_limit) {
+            problems.push(("delivery_limit", "must be 1 to 100".to_owned()));
+        }
+        problems
+    }
+
+    /// The URL with any password replaced, for logs.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+/// Replaces the password in `scheme://user:password@host` with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl std::fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerConfig")
+            .field("url", &self.redacted_url())
+            .field("prefix", &self.prefix)
+            .field("delivery_limit", &self.delivery_limit)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        let config = BrokerConfig::new("amqp://hub:s3cret@127.0.0.1:5672/%2f");
+        assert_eq!(config.redacted_url(), "amqp://hub:***@127.0.0.1:5672/%2f");
+        assert!(!format!("{config:?}").contains("s3cret"));
+        assert_eq!(redact_url("amqp://127.0.0.1"), "amqp://127.0.0.1");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut config = BrokerConfig::new("http://x");
+        config.prefix = "LHCIE".into();
+        config.delivery_limit = 0;
+        let keys: Vec<&str> = config.problems().iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["url", "prefix", "delivery_limit"]);
+    }
+}

@@ -1,0 +1,30 @@
+//! # lhcie-config: typed, validated configuration
+//!
+//! Configuration is read and checked before any port is bound or any
+//! connection made. Every struct rejects unknown keys, and every error names
+//! the file, the key and what is wrong (all problems at once, not just the
+//! first): see [`ConfigError`].
+//!
+//! - [`topology`]: London's regions, local exchanges, the organisations each
+//!   serves and each exchange's adapter. Checked against ODS reference data
+//!   ([`ods`]): an organisation must exist, be open, and belong to exactly
+//!   one exchange.
+//! - [`broker`]: the RabbitMQ connection and naming.
+//! - [`hub`]: the hub's own file.
+//! - [`toml_file`]: reading TOML with path- and line-aware errors.
+//!
+//! The demo topology of London is `config/demo/topology.toml`; the ODS
+//! reference data is under `config/reference/`.
+
+pub mod broker;
+pub mod error;
+pub mod hub;
+pub mod ods;
+pub mod toml_file;
+pub mod topology;
+
+pub use broker::BrokerConfig;
+pub use error::{ConfigError, Problem};
+pub use hub::HubConfig;
+pub use ods::{OdsRegister, Organisation};
+pub use topology::{AdapterConfig, Exchange, ExchangeConfig, Region, Topology, Uplink};

@@ -1,0 +1,114 @@
+//! The names of everything the hub declares on the broker.
+//!
+//! With prefix `lhcie` (the default):
+//!
+//! | name | what |
+//! |---|---|
+//! | `lhcie.ingress` | fanout exchange adapters publish envelopes to |
+//! | `lhcie.ingress` | quorum queue the hub consumes (bound to the exchange above) |
+//! | `lhcie.egress` | direct exchange the hub publishes to, routing key = exchange id |
+//! | `lhcie.egress.<exchange-id>` | quorum queue of one exchange's deliveries |
+//! | `lhcie.dlx.<destination>` | fanout dead-letter exchange of one destination (`ingress` or an exchange id) |
+//! | `lhcie.dlq.<destination>` | quorum queue holding that destination's dead letters |
+
+use lhcie_model::ExchangeId;
+
+/// Derives names from a prefix. Exchange ids contain only lower-case
+/// letters, digits and hyphens, so names never collide across
+/// destinations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    prefix: String,
+}
+
+/// Where dead letters come from: the ingress queue, or one exchange's egress
+/// queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// The hub's ingress queue.
+    Ingress,
+    /// One local exchange's egress queue.
+    Exchange(ExchangeId),
+}
+
+impl Destination {
+    fn suffix(&self) -> &str {
+        match self {
+            Destination::Ingress => "ingress",
+            Destination::Exchange(id) => id.as_str(),
+        }
+    }
+}
+
+impl Names {
+    /// Names under `prefix`.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The fanout exchange adapters publish envelopes to.
+    pub fn ingress_exchange(&self) -> String {
+        format!("{}.ingress", self.prefix)
+    }
+
+    /// The quorum queue the hub consumes envelopes from.
+    pub fn ingress_queue(&self) -> String {
+        format!("{}.ingress", self.prefix)
+    }
+
+    /// The direct exchange the hub publishes deliveries to.
+    pub fn egress_exchange(&self) -> String {
+        format!("{}.egress", self.prefix)
+    }
+
+    /// The quorum queue of one exchange's deliveries.
+    pub fn egress_queue(&self, exchange: &ExchangeId) -> String {
+        format!("{}.egress.{exchange}", self.prefix)
+    }
+
+    /// The routing key on the egress exchange for one exchange.
+    pub fn egress_routing_key(&self, exchange: &ExchangeId) -> String {
+        exchange.to_string()
+    }
+
+    /// The dead-letter exchange of a destination.
+    pub fn dead_letter_exchange(&self, destination: &Destination) -> String {
+        format!("{}.dlx.{}", self.prefix, destination.suffix())
+    }
+
+    /// The queue holding a destination's dead letters.
+    pub fn dead_letter_queue(&self, destination: &Destination) -> String {
+        format!("{}.dlq.{}", self.prefix, destination.suffix())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_prefixed_and_per_destination() {
+        let names = Names::new("lhcie");
+        let id = ExchangeId::parse("nwl-imperial").unwrap();
+        assert_eq!(names.ingress_queue(), "lhcie.ingress");
+        assert_eq!(names.egress_queue(&id), "lhcie.egress.nwl-imperial");
+        assert_eq!(
+            names.dead_letter_exchange(&Destination::Exchange(id.clone())),
+            "lhcie.dlx.nwl-imperial"
+        );
+        assert_eq!(
+            names.dead_letter_queue(&Destination::Ingress),
+            "lhcie.dlq.ingress"
+        );
+        // No exchange id can be "ingress"'s twin: ids have no dots, and the
+        // egress queues live under ".egress.".
+        assert_ne!(names.egress_queue(&id), names.ingress_queue());
+    }
+}

@@ -1,0 +1,51 @@
+# London Health and Care Information Exchange hub.
+#
+#   make run     build and start the demo (see README.md)
+#   make test    the whole test suite (starts RabbitMQ if it is not running)
+#   make verify  formatting, lints, tests and docs: run before every commit
+#   make bench   every benchmark, one BENCH line per figure
+#
+# Everything runs against RabbitMQ at 127.0.0.1:5672 (guest/guest).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+HUB_CONFIG ?= config/demo/hub.toml
+
+.PHONY: run test verify fmt fmt-check clippy doc bench broker build
+
+# Start RabbitMQ if it is not already running (installs it if absent).
+broker:
+	@scripts/ensure-rabbitmq.sh
+
+build:
+	$(CARGO) build --workspace --bins
+
+run: broker build
+	@scripts/demo.sh "$(HUB_CONFIG)"
+
+# cargo-nextest runs test binaries in parallel processes; plain cargo test
+# is the fallback on a machine without it.
+test: broker
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+	$(CARGO) test --workspace --doc
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
+verify: fmt-check clippy test doc
+
+bench: broker
+	@echo "No benchmarks yet: they arrive with the hub (see BENCHMARKS.md)."

@@ -37,7 +37,8 @@ pub use convert::DecodeError;
 /// The compiled descriptors of every package (a serialized
 /// `google.protobuf.FileDescriptorSet`), for reflection: proto3 JSON,
 /// gRPC server reflection, tools.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lhcie_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/lhcie_descriptor.bin"));
 pub use prost::Message;
 
 /// Decodes protobuf bytes into a validated domain envelope.

@@ -8,7 +8,9 @@ use prost_reflect::{DescriptorPool, DynamicMessage};
 
 fn to_json(bytes: &[u8]) -> String {
     let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET).unwrap();
-    let descriptor = pool.get_message_by_name("lhcie.canonical.v1.Envelope").unwrap();
+    let descriptor = pool
+        .get_message_by_name("lhcie.canonical.v1.Envelope")
+        .unwrap();
     let message = DynamicMessage::decode(descriptor, bytes).unwrap();
     let mut json = serde_json::to_string_pretty(&message).unwrap();
     json.push('\n');
@@ -25,9 +27,18 @@ fn every_category_has_a_current_json_example() {
         if update {
             std::fs::write(&file, &json).unwrap();
         } else {
-            let expected = std::fs::read_to_string(&file)
-                .unwrap_or_else(|e| panic!("{}: {e} (regenerate with LHCIE_UPDATE_GOLDEN=1)", file.display()));
-            assert_eq!(json, expected, "{} is stale: regenerate with LHCIE_UPDATE_GOLDEN=1", file.display());
+            let expected = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (regenerate with LHCIE_UPDATE_GOLDEN=1)",
+                    file.display()
+                )
+            });
+            assert_eq!(
+                json,
+                expected,
+                "{} is stale: regenerate with LHCIE_UPDATE_GOLDEN=1",
+                file.display()
+            );
         }
     }
 }

@@ -1,0 +1,237 @@
+//! The decision: may this flow happen?
+//!
+//! Rules, in order:
+//!
+//! 1. An agreement in force must cover the flow (both organisations, the
+//!    category, the purpose). Without one the answer is **deny**, whatever
+//!    the purpose: emergency access never overrides a missing agreement.
+//! 2. The patient's directives in force decide, most specific first:
+//!    a denial of the recipient organisation or of the category **denies**;
+//!    an allowance of the recipient organisation **permits** (it overrides a
+//!    broader dissent); dissent from all sharing **denies**.
+//! 3. With no directive that speaks to the flow, the consent model decides:
+//!    implied consent (the UK norm for direct care) **permits**; explicit
+//!    opt-in **denies**.
+//! 4. Without an NHS number the patient's choices cannot be checked, so the
+//!    answer is **deny** (fail closed).
+//! 5. Emergency care overrides a denial from steps 2 to 4, and every
+//!    emergency decision carries the obligation to record it as emergency
+//!    access; overriding a patient's own choice also obliges notifying them.
+
+use lhcie_model::{Category, NhsNumber, PurposeOfUse};
+use time::OffsetDateTime;
+
+use crate::directive::{Directive, DirectiveRule};
+use crate::isa::Isa;
+use crate::party::OrgRef;
+
+/// How consent for direct care is taken where the patient has said nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsentModel {
+    /// Consent is implied (the UK norm for direct care).
+    #[default]
+    Implied,
+    /// Nothing flows without the patient's recorded allowance.
+    ExplicitOptIn,
+}
+
+/// The question.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionRequest<'a> {
+    /// The patient, if their NHS number is known.
+    pub nhs_number: Option<&'a NhsNumber>,
+    /// The sending organisation.
+    pub sender: OrgRef<'a>,
+    /// The receiving organisation.
+    pub recipient: OrgRef<'a>,
+    /// What is being shared.
+    pub category: Category,
+    /// Why.
+    pub purpose: PurposeOfUse,
+    /// When.
+    pub at: OffsetDateTime,
+}
+
+/// The answer, with what decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Permit or deny.
+    pub permitted: bool,
+    /// Why, for the audit and for information governance staff. Never shown
+    /// to the sender (it can reveal the patient's choices).
+    pub reason: Reason,
+    /// The agreement that covered the flow, with its version.
+    pub isa: Option<(String, u32)>,
+    /// The directives that decided it.
+    pub directives: Vec<String>,
+    /// What must happen because of the decision.
+    pub obligations: Vec<Obligation>,
+}
+
+/// Why a decision went the way it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// No agreement in force covers the flow.
+    NoAgreement,
+    /// The patient has no NHS number, so their choices cannot be checked.
+    PatientNotIdentified,
+    /// The patient denied this organisation.
+    PatientDeniedOrganisation,
+    /// The patient denied this category of information.
+    PatientDeniedCategory,
+    /// The patient dissents from all sharing.
+    PatientDissents,
+    /// Explicit opt-in model and no allowance recorded.
+    NoRecordedConsent,
+    /// The patient allowed this organisation.
+    PatientAllowedOrganisation,
+    /// Implied consent.
+    ImpliedConsent,
+    /// Emergency care overrode a denial.
+    EmergencyOverride,
+}
+
+impl Reason {
+    /// A stable code for audit records and metrics labels.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::NoAgreement => "no-agreement",
+            Reason::PatientNotIdentified => "patient-not-identified",
+            Reason::PatientDeniedOrganisation => "patient-denied-organisation",
+            Reason::PatientDeniedCategory => "patient-denied-category",
+            Reason::PatientDissents => "patient-dissents",
+            Reason::NoRecordedConsent => "no-recorded-consent",
+            Reason::PatientAllowedOrganisation => "patient-allowed-organisation",
+            Reason::ImpliedConsent => "implied-consent",
+            Reason::EmergencyOverride => "emergency-override",
+        }
+    }
+}
+
+/// Something that must happen because of a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Obligation {
+    /// Record the flow as emergency (break-glass) access, for review.
+    RecordEmergencyAccess,
+    /// Tell the patient their choice was overridden.
+    NotifyPatient,
+}
+
+/// Decides a flow from the agreements and the patient's directives.
+/// `directives` may hold any patient's directives; only those of the
+/// request's patient count.
+pub fn decide<'i>(
+    request: &DecisionRequest<'_>,
+    agreements: impl IntoIterator<Item = &'i Isa>,
+    directives: &[Directive],
+    model: ConsentModel,
+) -> Decision {
+    let emergency = request.purpose == PurposeOfUse::EmergencyCare;
+    let covering = agreements
+        .into_iter()
+        .filter(|isa| {
+            isa.covers(
+                &request.sender,
+                &request.recipient,
+                request.category,
+                request.purpose,
+                request.at,
+            )
+        })
+        .min_by(|a, b| a.id.cmp(&b.id).then(b.version.cmp(&a.version)));
+    let Some(isa) = covering else {
+        return Decision {
+            permitted: false,
+            reason: Reason::NoAgreement,
+            isa: None,
+            directives: vec![],
+            obligations: vec![],
+        };
+    };
+    let isa_ref = Some((isa.id.clone(), isa.version));
+    let (permitted, reason, deciding) = match request.nhs_number {
+        None => (false, Reason::PatientNotIdentified, vec![]),
+        Some(nhs_number) => patient_choice(request, nhs_number, directives, model),
+    };
+    if permitted {
+        return Decision {
+            permitted,
+            reason,
+            isa: isa_ref,
+            directives: deciding,
+            obligations: if emergency {
+                vec![Obligation::RecordEmergencyAccess]
+            } else {
+                vec![]
+            },
+        };
+    }
+    if emergency {
+        let overrode_patient = matches!(
+            reason,
+            Reason::PatientDeniedOrganisation
+                | Reason::PatientDeniedCategory
+                | Reason::PatientDissents
+        );
+        let mut obligations = vec![Obligation::RecordEmergencyAccess];
+        if overrode_patient {
+            obligations.push(Obligation::NotifyPatient);
+        }
+        return Decision {
+            permitted: true,
+            reason: Reason::EmergencyOverride,
+            isa: isa_ref,
+            directives: deciding,
+            obligations,
+        };
+    }
+    Decision {
+        permitted: false,
+        reason,
+        isa: isa_ref,
+        directives: deciding,
+        obligations: vec![],
+    }
+}
+
+/// Steps 2 and 3: the patient's own choices, most specific first.
+fn patient_choice(
+    request: &DecisionRequest<'_>,
+    nhs_number: &NhsNumber,
+    directives: &[Directive],
+    model: ConsentModel,
+) -> (bool, Reason, Vec<String>) {
+    let mine: Vec<&Directive> = directives
+        .iter()
+        .filter(|d| &d.nhs_number == nhs_number && d.in_force_at(request.at))
+        .collect();
+    let ids = |wanted: &dyn Fn(&DirectiveRule) -> bool| -> Vec<String> {
+        mine.iter()
+            .filter(|d| wanted(&d.rule))
+            .map(|d| d.id.clone())
+            .collect()
+    };
+    let recipient = request.recipient.ods_code;
+    let denied_org = ids(&|r| matches!(r, DirectiveRule::DenyOrganisation(o) if o == recipient));
+    if !denied_org.is_empty() {
+        return (false, Reason::PatientDeniedOrganisation, denied_org);
+    }
+    let denied_category =
+        ids(&|r| matches!(r, DirectiveRule::DenyCategory(c) if *c == request.category));
+    if !denied_category.is_empty() {
+        return (false, Reason::PatientDeniedCategory, denied_category);
+    }
+    let allowed = ids(&|r| matches!(r, DirectiveRule::AllowOrganisation(o) if o == recipient));
+    if !allowed.is_empty() {
+        return (true, Reason::PatientAllowedOrganisation, allowed);
+    }
+    let dissent = ids(&|r| matches!(r, DirectiveRule::DissentAll));
+    if !dissent.is_empty() {
+        return (false, Reason::PatientDissents, dissent);
+    }
+    match model {
+        ConsentModel::Implied => (true, Reason::ImpliedConsent, vec![]),
+        ConsentModel::ExplicitOptIn => (false, Reason::NoRecordedConsent, vec![]),
+    }
+}

@@ -79,6 +79,10 @@ impl Problems {
         });
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub(crate) fn into_result(self, file: &Path) -> Result<(), ConfigError> {
         if self.0.is_empty() {
             Ok(())

@@ -1,5 +1,6 @@
 //! The hub's configuration file.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -14,8 +15,141 @@ use crate::{BrokerConfig, ConfigError, toml_file};
 pub struct HubConfig {
     /// The topology file.
     pub topology: PathBuf,
+    /// The policy file (agreements and directives) the hub decides with.
+    pub policy: PathBuf,
     /// The broker.
     pub broker: BrokerConfig,
+    /// The gRPC endpoint adapters connect to.
+    pub grpc: GrpcConfig,
+    /// Consuming envelopes that adapters publish over AMQP.
+    #[serde(default)]
+    pub amqp_ingress: AmqpIngressConfig,
+    /// The operations HTTP endpoint (health, readiness, audit queries).
+    pub admin: AdminConfig,
+    /// The hub's own durable store (de-duplication and audit).
+    pub store: StoreConfig,
+    /// Limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// The gRPC endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Where to listen, e.g. `127.0.0.1:50051` (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Mutual TLS: required unless `insecure_plaintext` is set.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Development only: accept plain-text gRPC with no client
+    /// certificate; the caller's exchange is then taken from the
+    /// `lhcie-exchange` request header, so anyone can claim any exchange.
+    #[serde(default)]
+    pub insecure_plaintext: bool,
+}
+
+/// Mutual TLS settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The hub's certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The hub's private key (PEM).
+    pub key: PathBuf,
+    /// The CA that signs adapters' client certificates (PEM). A client
+    /// certificate names its exchange in a `urn:lhcie:exchange:<id>` URI.
+    pub client_ca: PathBuf,
+}
+
+/// AMQP ingress.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpIngressConfig {
+    /// Whether to consume the ingress queue.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How many unacknowledged envelopes the hub takes at once.
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u16,
+}
+
+impl Default for AmqpIngressConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            prefetch: default_prefetch(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_prefetch() -> u16 {
+    1000
+}
+
+/// The operations endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where to listen. Keep it on a management network: it serves audit
+    /// queries.
+    pub listen: SocketAddr,
+}
+
+/// The hub's store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Folder of the sled database.
+    pub path: PathBuf,
+    /// How long a message id is remembered for de-duplication, in hours.
+    #[serde(default = "default_dedup_hours")]
+    pub dedup_retention_hours: u64,
+}
+
+fn default_dedup_hours() -> u64 {
+    7 * 24
+}
+
+/// Limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// The largest envelope accepted, in bytes (encoded).
+    #[serde(default = "default_max_envelope")]
+    pub max_envelope_bytes: usize,
+    /// How many envelopes one gRPC stream may have in flight.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight_per_stream: usize,
+    /// How long a graceful shutdown waits for in-flight work, in seconds.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_envelope_bytes: default_max_envelope(),
+            max_in_flight_per_stream: default_in_flight(),
+            shutdown_grace_seconds: default_grace(),
+        }
+    }
+}
+
+fn default_max_envelope() -> usize {
+    16 * 1024 * 1024
+}
+
+fn default_in_flight() -> usize {
+    1000
+}
+
+fn default_grace() -> u64 {
+    30
 }
 
 impl HubConfig {
@@ -27,9 +161,96 @@ impl HubConfig {
         for (key, problem) in config.broker.problems() {
             problems.add(format!("broker.{key}"), problem);
         }
+        match (&config.grpc.tls, config.grpc.insecure_plaintext) {
+            (None, false) => problems.add(
+                "grpc",
+                "give [grpc.tls] (cert, key, client_ca), or insecure_plaintext = true for development only",
+            ),
+            (Some(_), true) => problems.add(
+                "grpc.insecure_plaintext",
+                "cannot be set together with [grpc.tls]; choose one",
+            ),
+            _ => {}
+        }
+        if config.amqp_ingress.prefetch == 0 {
+            problems.add("amqp_ingress.prefetch", "must be at least 1");
+        }
+        if config.limits.max_in_flight_per_stream == 0 {
+            problems.add("limits.max_in_flight_per_stream", "must be at least 1");
+        }
+        if config.limits.max_envelope_bytes < 1024 {
+            problems.add("limits.max_envelope_bytes", "must be at least 1024");
+        }
+        if config.store.dedup_retention_hours == 0 {
+            problems.add("store.dedup_retention_hours", "must be at least 1");
+        }
         problems.into_result(file)?;
         let base = file.parent().unwrap_or(Path::new("."));
         config.topology = base.join(&config.topology);
+        config.policy = base.join(&config.policy);
+        config.store.path = base.join(&config.store.path);
+        if let Some(tls) = &mut config.grpc.tls {
+            tls.cert = base.join(&tls.cert);
+            tls.key = base.join(&tls.key);
+            tls.client_ca = base.join(&tls.client_ca);
+        }
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<HubConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hub.toml");
+        std::fs::write(&file, text).unwrap();
+        HubConfig::load(&file)
+    }
+
+    const BASE: &str = r#"
+topology = "topology.toml"
+policy = "policy.toml"
+[broker]
+url = "amqp://guest:guest@127.0.0.1:5672/%2f"
+[admin]
+listen = "127.0.0.1:0"
+[store]
+path = "store"
+"#;
+
+    #[test]
+    fn grpc_needs_tls_or_an_explicit_development_flag() {
+        let error = load(&format!("{BASE}[grpc]\nlisten = \"127.0.0.1:0\"\n")).unwrap_err();
+        assert_eq!(error.problems[0].key, "grpc");
+        assert!(
+            error.problems[0]
+                .message
+                .contains("insecure_plaintext = true for development only")
+        );
+
+        let config = load(&format!(
+            "{BASE}[grpc]\nlisten = \"127.0.0.1:0\"\ninsecure_plaintext = true\n"
+        ))
+        .unwrap();
+        assert!(config.grpc.insecure_plaintext);
+        assert_eq!(config.amqp_ingress.prefetch, 1000);
+        assert_eq!(config.store.dedup_retention_hours, 168);
+
+        let config = load(&format!(
+            "{BASE}[grpc]\nlisten = \"127.0.0.1:0\"\n[grpc.tls]\ncert = \"hub.pem\"\nkey = \"hub.key\"\nclient_ca = \"ca.pem\"\n"
+        ))
+        .unwrap();
+        assert!(config.grpc.tls.unwrap().cert.is_absolute());
+    }
+
+    #[test]
+    fn both_tls_and_plaintext_is_refused() {
+        let error = load(&format!(
+            "{BASE}[grpc]\nlisten = \"127.0.0.1:0\"\ninsecure_plaintext = true\n[grpc.tls]\ncert = \"a\"\nkey = \"b\"\nclient_ca = \"c\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(error.problems[0].key, "grpc.insecure_plaintext");
     }
 }

@@ -10,6 +10,8 @@
 //!   ([`ods`]): an organisation must exist, be open, and belong to exactly
 //!   one exchange.
 //! - [`broker`]: the RabbitMQ connection and naming.
+//! - [`policy`]: agreements and patient directives the hub decides with
+//!   until the replicated registry serves them.
 //! - [`hub`]: the hub's own file.
 //! - [`toml_file`]: reading TOML with path- and line-aware errors.
 //!
@@ -20,6 +22,7 @@ pub mod broker;
 pub mod error;
 pub mod hub;
 pub mod ods;
+pub mod policy;
 pub mod toml_file;
 pub mod topology;
 
@@ -27,4 +30,5 @@ pub use broker::BrokerConfig;
 pub use error::{ConfigError, Problem};
 pub use hub::HubConfig;
 pub use ods::{OdsRegister, Organisation};
+pub use policy::PolicyConfig;
 pub use topology::{AdapterConfig, Exchange, ExchangeConfig, Region, Topology, Uplink};

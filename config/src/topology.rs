@@ -14,6 +14,10 @@ use crate::error::Problems;
 use crate::ods::{OdsRegister, Organisation};
 use crate::{ConfigError, toml_file};
 
+/// The exchange id the hub signs its own acknowledgements with; no local
+/// exchange may use it.
+pub const RESERVED_EXCHANGE_ID: &str = "hub";
+
 /// The topology file as written (see `config/demo/topology.toml`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,6 +219,12 @@ impl Topology {
         for (i, exchange) in raw.exchanges.into_iter().enumerate() {
             let key = format!("exchange[{i}]");
             let label = format!("{key} ({})", exchange.id);
+            if exchange.id.as_str() == RESERVED_EXCHANGE_ID {
+                problems.add(
+                    format!("{key}.id"),
+                    format!("`{RESERVED_EXCHANGE_ID}` is reserved for the hub itself"),
+                );
+            }
             if exchange_index.insert(exchange.id.clone(), i).is_some() {
                 problems.add(
                     format!("{key}.id"),

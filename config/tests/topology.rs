@@ -379,3 +379,23 @@ fn a_missing_reference_file_is_named() {
         "{error}"
     );
 }
+
+#[test]
+fn the_hub_exchange_id_is_reserved() {
+    let error = load(&with_exchanges(
+        r#"
+[[exchange]]
+id = "hub"
+name = "Pretender"
+region = "NWL"
+organisations = ["RYJ"]
+[exchange.adapter]
+kind = "native"
+"#,
+    ))
+    .unwrap_err();
+    assert_eq!(
+        messages(&error),
+        ["exchange[0].id: `hub` is reserved for the hub itself"]
+    );
+}

@@ -9,6 +9,8 @@
 //!   durable quorum queues, a dead-letter exchange and queue per
 //!   destination, a delivery limit so a poison message never blocks a queue.
 //! - [`mod@connect`]: opening a connection.
+//! - [`users`]: one broker user per exchange's adapter, with
+//!   least-privilege permissions.
 //!
 //! Invariants: every queue we declare is a durable quorum queue; every
 //! queue that carries envelopes dead-letters at least once to its own
@@ -18,6 +20,7 @@ pub mod bootstrap;
 pub mod connect;
 pub mod error;
 pub mod names;
+pub mod users;
 
 pub use bootstrap::{BrokerTopology, Declaration};
 pub use connect::connect;

@@ -83,6 +83,20 @@ impl Names {
         format!("{}.dlx.{}", self.prefix, destination.suffix())
     }
 
+    /// The broker user of an exchange's adapter: `<prefix>-<exchange-id>`.
+    /// The hub identifies AMQP submitters by this name, from the
+    /// broker-validated `user-id` property.
+    pub fn adapter_user(&self, exchange: &ExchangeId) -> String {
+        format!("{}-{exchange}", self.prefix)
+    }
+
+    /// The exchange whose adapter uses broker user `user`, if the name has
+    /// the adapter form.
+    pub fn exchange_of_user(&self, user: &str) -> Option<ExchangeId> {
+        let id = user.strip_prefix(&self.prefix)?.strip_prefix('-')?;
+        ExchangeId::parse(id).ok()
+    }
+
     /// The queue holding a destination's dead letters.
     pub fn dead_letter_queue(&self, destination: &Destination) -> String {
         format!("{}.dlq.{}", self.prefix, destination.suffix())
@@ -110,5 +124,17 @@ mod tests {
         // No exchange id can be "ingress"'s twin: ids have no dots, and the
         // egress queues live under ".egress.".
         assert_ne!(names.egress_queue(&id), names.ingress_queue());
+    }
+
+    #[test]
+    fn adapter_users_map_back_to_their_exchange() {
+        let names = Names::new("lhcie");
+        let id = ExchangeId::parse("nwl-imperial").unwrap();
+        assert_eq!(names.adapter_user(&id), "lhcie-nwl-imperial");
+        assert_eq!(names.exchange_of_user("lhcie-nwl-imperial"), Some(id));
+        assert_eq!(names.exchange_of_user("guest"), None);
+        assert_eq!(names.exchange_of_user("lhcie"), None);
+        assert_eq!(names.exchange_of_user("lhcienwl-imperial"), None);
+        assert_eq!(names.exchange_of_user("other-nwl-imperial"), None);
     }
 }

@@ -1,23 +1,26 @@
 //! # hub: the London Health and Care Information Exchange hub
 //!
-//! The binary that routes canonical envelopes between local exchanges. Its
-//! subcommands:
+//! Subcommands:
 //!
-//! - `hub check-config <hub.toml>`: load and validate the hub configuration
-//!   and the topology it names, print a summary, bind nothing.
-//! - `hub bootstrap-broker <hub.toml>`: declare the broker topology (quorum
-//!   queues, dead-letter exchanges and queues) for every exchange in the
-//!   topology. Idempotent.
-//!
-//! Configuration is validated before anything connects; see `lhcie-config`.
+//! - `hub serve <hub.toml>`: run the hub.
+//! - `hub check-config <hub.toml>`: validate the configuration, topology and
+//!   policy, print a summary, bind nothing.
+//! - `hub bootstrap-broker <hub.toml>`: declare the broker topology (the
+//!   hub also does this itself whenever it connects). Idempotent.
+//! - `hub dev-pki <hub.toml> <dir>`: generate a development CA, the hub's
+//!   certificate and one client certificate per exchange.
+//! - `hub provision-broker-users <hub.toml> <file>`: create one broker user
+//!   per exchange (least privilege) with `rabbitmqctl`, writing the
+//!   passwords to `<file>` (owner-readable only).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use lhcie_broker::{BrokerTopology, Declaration};
-use lhcie_config::{HubConfig, Topology};
+use lhcie_broker::{BrokerTopology, Declaration, Names, users};
+use lhcie_config::{HubConfig, PolicyConfig, Topology};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +35,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate the hub configuration and its topology, then exit.
+    /// Run the hub.
+    Serve {
+        /// The hub configuration file.
+        config: PathBuf,
+    },
+    /// Validate the hub configuration, its topology and policy, then exit.
     CheckConfig {
         /// The hub configuration file.
         config: PathBuf,
@@ -43,9 +51,30 @@ enum Command {
         /// The hub configuration file.
         config: PathBuf,
     },
+    /// Generate a development PKI: CA, hub certificate, one client
+    /// certificate per exchange.
+    DevPki {
+        /// The hub configuration file (for the topology).
+        config: PathBuf,
+        /// Where to write the files.
+        dir: PathBuf,
+    },
+    /// Create or update one broker user per exchange with rabbitmqctl.
+    ProvisionBrokerUsers {
+        /// The hub configuration file.
+        config: PathBuf,
+        /// Where to write the user names and passwords (TOML).
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        eprintln!("hub: a TLS crypto provider was already installed");
+    }
     init_logging();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -75,9 +104,22 @@ fn init_logging() {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Serve { config } => {
+            let hub = HubConfig::load(&config)?;
+            let shutdown = CancellationToken::new();
+            lhcie_hub::app::cancel_on_signal(shutdown.clone());
+            lhcie_hub::app::run(hub, shutdown, |bound| {
+                // One line on stdout that scripts and tests wait for.
+                println!("hub listening grpc={} admin={}", bound.grpc, bound.admin);
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+            })
+            .await
+        }
         Command::CheckConfig { config } => {
             let (hub, topology) = load(&config)?;
-            print_summary(&hub, &topology);
+            let policy = PolicyConfig::load(&hub.policy, &topology)?;
+            print_summary(&hub, &topology, &policy);
             Ok(())
         }
         Command::BootstrapBroker { config } => {
@@ -103,16 +145,72 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::DevPki { config, dir } => {
+            let (_, topology) = load(&config)?;
+            let ids: Vec<_> = topology.exchanges().iter().map(|e| e.id.clone()).collect();
+            lhcie_tls::PkiLayout::new(&dir).generate(&ids)?;
+            println!(
+                "development PKI in {}: ca.pem, hub.pem/hub.key, exchanges/<id>.pem/.key for {} exchanges",
+                dir.display(),
+                ids.len()
+            );
+            Ok(())
+        }
+        Command::ProvisionBrokerUsers { config, out } => {
+            let (hub, topology) = load(&config)?;
+            let names = Names::new(&hub.broker.prefix);
+            let mut created = Vec::new();
+            for exchange in topology.exchanges() {
+                created.push(users::adapter_user(&names, &exchange.id)?);
+            }
+            let scratch = out.with_extension("definitions.json");
+            users::apply(&created, "/", &scratch)?;
+            write_credentials(&out, &created)?;
+            println!(
+                "broker users: {} created or updated (names {}-<exchange-id>); passwords in {}",
+                created.len(),
+                hub.broker.prefix,
+                out.display()
+            );
+            Ok(())
+        }
     }
 }
 
-fn load(file: &std::path::Path) -> anyhow::Result<(HubConfig, Topology)> {
+fn write_credentials(out: &Path, created: &[users::AdapterUser]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    writeln!(
+        file,
+        "# Broker users of the exchanges' adapters. Keep secret."
+    )?;
+    for user in created {
+        writeln!(
+            file,
+            "[{}]\nuser = \"{}\"\npassword = \"{}\"\n",
+            user.exchange, user.name, user.password
+        )?;
+    }
+    Ok(())
+}
+
+fn load(file: &Path) -> anyhow::Result<(HubConfig, Topology)> {
     let hub = HubConfig::load(file)?;
     let topology = Topology::load(&hub.topology)?;
     Ok((hub, topology))
 }
 
-fn print_summary(hub: &HubConfig, topology: &Topology) {
+fn print_summary(hub: &HubConfig, topology: &Topology, policy: &PolicyConfig) {
     let organisations: usize = topology
         .exchanges()
         .iter()
@@ -140,8 +238,25 @@ fn print_summary(hub: &HubConfig, topology: &Topology) {
         );
     }
     println!(
+        "policy {}: {} agreements, {} patient directives, consent model {:?}",
+        hub.policy.display(),
+        policy.agreements.len(),
+        policy.directives.len(),
+        policy.consent_model
+    );
+    println!(
         "broker {} prefix `{}`",
         hub.broker.redacted_url(),
         hub.broker.prefix
+    );
+    println!(
+        "grpc {} ({}), admin {}",
+        hub.grpc.listen,
+        if hub.grpc.tls.is_some() {
+            "mutual TLS"
+        } else {
+            "PLAIN TEXT, development only"
+        },
+        hub.admin.listen
     );
 }

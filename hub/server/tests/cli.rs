@@ -19,6 +19,9 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The hub.toml sections every test file needs besides topology and broker.
+const REST: &str = "[grpc]\nlisten = \"127.0.0.1:0\"\ninsecure_plaintext = true\n[admin]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"store\"\n";
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -32,6 +35,10 @@ fn check_config_accepts_the_demo() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     assert!(stdout.contains("5 regions, 35 exchanges"), "{stdout}");
+    assert!(
+        stdout.contains("4 agreements, 3 patient directives"),
+        "{stdout}"
+    );
     assert!(
         !stdout.contains("guest:guest"),
         "the broker password leaked: {stdout}"
@@ -62,9 +69,10 @@ kind = "native"
         ),
     )
     .unwrap();
+    std::fs::write(dir.path().join("policy.toml"), "").unwrap();
     std::fs::write(
         dir.path().join("hub.toml"),
-        "topology = \"topology.toml\"\n[broker]\nurl = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\n",
+        format!("topology = \"topology.toml\"\npolicy = \"policy.toml\"\n[broker]\nurl = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\n{REST}"),
     )
     .unwrap();
     let output = hub(&[
@@ -85,7 +93,7 @@ fn check_config_refuses_unknown_keys_in_the_hub_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("hub.toml"),
-        "topology = \"topology.toml\"\n[broker]\nurl = \"amqp://127.0.0.1\"\nprefetch = 10\n",
+        "topology = \"topology.toml\"\npolicy = \"policy.toml\"\n[broker]\nurl = \"amqp://127.0.0.1\"\nprefetch = 10\n",
     )
     .unwrap();
     let output = hub(&[
@@ -95,7 +103,7 @@ fn check_config_refuses_unknown_keys_in_the_hub_file() {
     assert!(!output.status.success());
     let stderr = text(&output.stderr);
     assert!(
-        stderr.contains("hub.toml:4: broker.prefetch: unknown field `prefetch`"),
+        stderr.contains("hub.toml:5: broker.prefetch: unknown field `prefetch`"),
         "{stderr}"
     );
 }
@@ -111,8 +119,9 @@ fn bootstrap_broker_runs_twice_against_the_real_broker() {
     std::fs::write(
         &hub_toml,
         format!(
-            "topology = \"{}\"\n[broker]\nurl = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\nprefix = \"{prefix}\"\n",
-            repo().join("config/demo/topology.toml").display()
+            "topology = \"{}\"\npolicy = \"{}\"\n[broker]\nurl = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\nprefix = \"{prefix}\"\n{REST}",
+            repo().join("config/demo/topology.toml").display(),
+            repo().join("config/demo/policy.toml").display()
         ),
     )
     .unwrap();
@@ -138,8 +147,9 @@ fn bootstrap_broker_reports_an_unreachable_broker() {
     std::fs::write(
         &hub_toml,
         format!(
-            "topology = \"{}\"\n[broker]\nurl = \"amqp://guest:secret@127.0.0.1:{port}/%2f\"\n",
-            repo().join("config/demo/topology.toml").display()
+            "topology = \"{}\"\npolicy = \"{}\"\n[broker]\nurl = \"amqp://guest:secret@127.0.0.1:{port}/%2f\"\n{REST}",
+            repo().join("config/demo/topology.toml").display(),
+            repo().join("config/demo/policy.toml").display()
         ),
     )
     .unwrap();

@@ -1,0 +1,268 @@
+//! The AMQP alternative for adapters that prefer to stay decoupled from the
+//! hub: publish envelopes to the ingress exchange, consume deliveries from
+//! the exchange's own egress queue. Each adapter connects as its own broker
+//! user (`<prefix>-<exchange-id>`), whose permissions cover only those two.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection};
+use lhcie_broker::Names;
+use lhcie_config::BrokerConfig;
+use lhcie_model::ExchangeId;
+use lhcie_proto::canonical as pb;
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::dedup::SeenStore;
+use crate::receiver::{Disposition, Incoming, ReceiverStats};
+
+/// An adapter's broker identity.
+#[derive(Debug, Clone)]
+pub struct AmqpIdentity {
+    /// Broker settings, with the adapter user's credentials in the URL.
+    pub broker: BrokerConfig,
+    /// The exchange.
+    pub exchange: ExchangeId,
+}
+
+impl AmqpIdentity {
+    fn names(&self) -> Names {
+        Names::new(&self.broker.prefix)
+    }
+
+    fn user(&self) -> String {
+        self.names().adapter_user(&self.exchange)
+    }
+}
+
+/// Publishes envelopes to the hub's ingress exchange with confirms.
+pub struct AmqpUplink {
+    _connection: Connection,
+    channel: Channel,
+    identity: AmqpIdentity,
+}
+
+/// A publish that did not succeed; keep the envelope and try again.
+#[derive(Debug, thiserror::Error)]
+#[error("AMQP uplink: {0}")]
+pub struct AmqpError(pub String);
+
+impl AmqpUplink {
+    /// Connects as the adapter's broker user.
+    pub async fn connect(identity: AmqpIdentity) -> Result<Self, AmqpError> {
+        let connection =
+            lhcie_broker::connect(&identity.broker, &format!("adapter {}", identity.exchange))
+                .await
+                .map_err(|e| AmqpError(e.to_string()))?;
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(|e| AmqpError(e.to_string()))?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| AmqpError(e.to_string()))?;
+        Ok(Self {
+            _connection: connection,
+            channel,
+            identity,
+        })
+    }
+
+    /// Publishes one envelope (persistent, with the broker-validated
+    /// `user-id`) and waits for the broker's confirm. Many may be awaited
+    /// at once.
+    pub async fn publish(&self, envelope: &pb::Envelope) -> Result<(), AmqpError> {
+        let body = envelope.encode_to_vec();
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/x-protobuf".into())
+            .with_type("lhcie.canonical.v1.Envelope".into())
+            .with_message_id(envelope.message_id.as_str().into())
+            .with_user_id(self.identity.user().into());
+        let confirm = self
+            .channel
+            .basic_publish(
+                self.identity.names().ingress_exchange().as_str().into(),
+                "".into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                &body,
+                properties,
+            )
+            .await
+            .map_err(|e| AmqpError(e.to_string()))?
+            .await
+            .map_err(|e| AmqpError(e.to_string()))?;
+        if confirm.is_ack() && confirm.take_message().is_none() {
+            Ok(())
+        } else {
+            Err(AmqpError("the broker did not accept the envelope".into()))
+        }
+    }
+}
+
+/// Consumes the exchange's egress queue until `shutdown`, reconnecting with
+/// backoff, de-duplicating by message id like the gRPC receiver.
+pub async fn receive<H, F>(
+    identity: AmqpIdentity,
+    prefetch: u16,
+    seen: SeenStore,
+    mut handle: H,
+    shutdown: CancellationToken,
+) -> ReceiverStats
+where
+    H: FnMut(Incoming) -> F,
+    F: std::future::Future<Output = Disposition>,
+{
+    let mut stats = ReceiverStats::default();
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        match session(
+            &identity,
+            prefetch,
+            &seen,
+            &mut handle,
+            &mut stats,
+            &shutdown,
+        )
+        .await
+        {
+            Ok(()) => return stats,
+            Err(reason) => {
+                tracing::warn!(%reason, "AMQP receiver stopped; reconnecting");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => return stats,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    stats
+}
+
+async fn session<H, F>(
+    identity: &AmqpIdentity,
+    prefetch: u16,
+    seen: &SeenStore,
+    handle: &mut H,
+    stats: &mut ReceiverStats,
+    shutdown: &CancellationToken,
+) -> Result<(), String>
+where
+    H: FnMut(Incoming) -> F,
+    F: std::future::Future<Output = Disposition>,
+{
+    let connection = lhcie_broker::connect(
+        &identity.broker,
+        &format!("adapter {} receive", identity.exchange),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|e| e.to_string())?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let queue = identity.names().egress_queue(&identity.exchange);
+    let mut consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            format!("adapter-{}", identity.exchange).into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut unflushed: Vec<lapin::Acker> = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    let result = loop {
+        tokio::select! {
+            delivery = consumer.next() => match delivery {
+                Some(Ok(delivery)) => {
+                    let envelope = match pb::Envelope::decode(delivery.data.as_slice()) {
+                        Ok(envelope) => envelope,
+                        Err(_) => {
+                            let _ = delivery.acker.nack(BasicNackOptions { requeue: false, ..Default::default() }).await;
+                            continue;
+                        }
+                    };
+                    let id = envelope.message_id.clone();
+                    if seen.contains(&id).map_err(|e| e.to_string())? {
+                        stats.duplicates += 1;
+                        unflushed.push(delivery.acker);
+                        continue;
+                    }
+                    let recipients = recipients_header(&delivery.properties);
+                    match handle(Incoming { envelope, recipients, redelivered: delivery.redelivered }).await {
+                        Disposition::Delivered => {
+                            stats.handed_over += 1;
+                            seen.insert(&id).map_err(|e| e.to_string())?;
+                            unflushed.push(delivery.acker);
+                        }
+                        Disposition::Retry => {
+                            let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+                        }
+                        Disposition::Rejected(_) => {
+                            let _ = delivery.acker.nack(BasicNackOptions { requeue: false, ..Default::default() }).await;
+                        }
+                    }
+                    if unflushed.len() >= 256 {
+                        flush_and_ack(seen, &mut unflushed).await?;
+                    }
+                }
+                Some(Err(error)) => break Err(error.to_string()),
+                None => break Err("the broker cancelled the consumer".into()),
+            },
+            _ = tick.tick(), if !unflushed.is_empty() => flush_and_ack(seen, &mut unflushed).await?,
+            _ = shutdown.cancelled() => {
+                flush_and_ack(seen, &mut unflushed).await.ok();
+                break Ok(());
+            }
+        }
+    };
+    let _ = connection
+        .close(200, "adapter receiver stopping".into())
+        .await;
+    result
+}
+
+async fn flush_and_ack(seen: &SeenStore, unflushed: &mut Vec<lapin::Acker>) -> Result<(), String> {
+    if unflushed.is_empty() {
+        return Ok(());
+    }
+    seen.flush().await.map_err(|e| e.to_string())?;
+    for acker in unflushed.drain(..) {
+        acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn recipients_header(properties: &BasicProperties) -> Vec<String> {
+    let Some(headers) = properties.headers() else {
+        return vec![];
+    };
+    match headers.inner().get("lhcie-recipients") {
+        Some(AMQPValue::LongString(value)) => String::from_utf8_lossy(value.as_bytes())
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => vec![],
+    }
+}

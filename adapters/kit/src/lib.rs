@@ -1,0 +1,31 @@
+//! # lhcie-adapter-kit: what every adapter shares
+//!
+//! An adapter connects one local exchange to the hub. Whatever its kind
+//! (native canonical, HL7 v2, FHIR), it needs the same things, which live
+//! here:
+//!
+//! - [`connection`]: reaching the hub's gRPC endpoint with the adapter's
+//!   client certificate (mutual TLS).
+//! - [`uplink`]: a pipelined `Submit` stream that keeps every envelope
+//!   until the hub answers it, and resubmits the unanswered ones after a
+//!   reconnect.
+//! - [`receiver`]: receiving deliveries over gRPC, de-duplicated by message
+//!   id, acknowledged only once the local system took them and their ids
+//!   are recorded durably ([`dedup`]).
+//! - [`amqp`]: the same over AMQP (publish to the ingress exchange, consume
+//!   the exchange's own egress queue) as the adapter's broker user.
+//!
+//! Exactly-once *effect* = at-least-once transport + idempotency by message
+//! id at the hub (per submitting exchange) and here at the receiver. See
+//! [`dedup`] for the receiver's rules.
+
+pub mod amqp;
+pub mod connection;
+pub mod dedup;
+pub mod receiver;
+pub mod uplink;
+
+pub use connection::{ClientTls, HubClient, HubConnection};
+pub use dedup::SeenStore;
+pub use receiver::{Disposition, Incoming, ReceiverStats, receive};
+pub use uplink::{Answers, Uplink};

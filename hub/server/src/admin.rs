@@ -1,0 +1,118 @@
+//! The operations HTTP endpoint: liveness, readiness (false while the
+//! broker is unreachable, saying why), audit queries and adapter status.
+//!
+//! It serves patient-identifying audit records, so it listens on a
+//! management address only (127.0.0.1 in the demo).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router as Http;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use lhcie_model::NhsNumber;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::adapters::AdapterRegistry;
+use crate::grpc::HEARTBEAT_INTERVAL_SECONDS;
+use crate::router::Router;
+
+/// What the admin endpoint reads.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The router (its store and broker link).
+    pub router: Arc<Router>,
+    /// Adapter heartbeats.
+    pub adapters: Arc<AdapterRegistry>,
+    /// Whether the AMQP ingress consumer is active (`None` if disabled).
+    pub ingress_consuming: Option<watch::Receiver<bool>>,
+}
+
+/// The routes.
+pub fn routes(state: AdminState) -> Http {
+    Http::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/adapters", get(adapters))
+        .route("/audit/messages/{message_id}", get(audit_of_message))
+        .route("/audit/patients/{nhs_number}", get(audit_of_patient))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    let mut problems = Vec::new();
+    if let Some(reason) = state.router.link().down_reason() {
+        problems.push(format!("broker: {reason}"));
+    }
+    if let Some(consuming) = &state.ingress_consuming
+        && !*consuming.borrow()
+    {
+        problems.push("amqp ingress: not consuming".to_owned());
+    }
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(serde_json::json!({ "ready": problems.is_empty(), "problems": problems })),
+    )
+}
+
+async fn adapters(State(state): State<AdminState>) -> impl IntoResponse {
+    Json(
+        state
+            .adapters
+            .statuses(Duration::from_secs(u64::from(HEARTBEAT_INTERVAL_SECONDS))),
+    )
+}
+
+async fn audit_of_message(
+    State(state): State<AdminState>,
+    Path(message_id): Path<String>,
+) -> impl IntoResponse {
+    match state.router.store().audit_of_message(&message_id) {
+        Ok(records) => (StatusCode::OK, Json(serde_json::json!(records))),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": error.to_string() })),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn audit_of_patient(
+    State(state): State<AdminState>,
+    Path(nhs_number): Path<String>,
+    Query(limit): Query<Limit>,
+) -> impl IntoResponse {
+    let nhs_number = match NhsNumber::parse(&nhs_number) {
+        Ok(number) => number,
+        Err(error) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": error.to_string() })),
+            );
+        }
+    };
+    match state
+        .router
+        .store()
+        .audit_of_patient(nhs_number.as_str(), limit.limit.unwrap_or(100).min(10_000))
+    {
+        Ok(records) => (StatusCode::OK, Json(serde_json::json!(records))),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": error.to_string() })),
+        ),
+    }
+}

@@ -1,0 +1,199 @@
+//! Consuming envelopes that adapters publish to the ingress queue.
+//!
+//! Several hub instances may consume the same queue (competing consumers).
+//! The submitter is the broker user that published the message, which the
+//! broker itself validates (the `user-id` property must equal the
+//! publishing user); adapters' users are named `<prefix>-<exchange-id>`.
+//! A message is acked only when its outcome is durable: forwarded and
+//! confirmed, or dead-lettered with its reason. While the outcome cannot be
+//! made durable the message is not acked, so it stays with the broker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::FieldTable;
+use lhcie_hub_core::Ingress;
+use lhcie_model::ExchangeId;
+use lhcie_proto::canonical as pb;
+use prost::Message;
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::link::Link;
+use crate::router::{Hold, Router};
+
+/// Consumes the ingress queue until `shutdown`, following the broker link
+/// through reconnections. `consuming` says whether a consumer is active
+/// (readiness).
+pub async fn run(
+    router: Arc<Router>,
+    prefetch: u16,
+    consuming: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let Some(link) = router.link().wait_up(&shutdown).await else {
+            return;
+        };
+        match consume(&router, &link, prefetch, &consuming, &shutdown).await {
+            Ok(()) => return,
+            Err(reason) => {
+                consuming.send_replace(false);
+                tracing::warn!(%reason, "ingress consumer stopped; starting again when the broker is back");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+async fn consume(
+    router: &Arc<Router>,
+    link: &Link,
+    prefetch: u16,
+    consuming: &watch::Sender<bool>,
+    shutdown: &CancellationToken,
+) -> Result<(), String> {
+    let channel = link
+        .connection
+        .create_channel()
+        .await
+        .map_err(|e| e.to_string())?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let tag = format!("hub-ingress-{}", std::process::id());
+    let mut consumer = channel
+        .basic_consume(
+            router.names().ingress_queue().as_str().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    consuming.send_replace(true);
+    tracing::info!(prefetch, "consuming the ingress queue");
+    let slots = Arc::new(Semaphore::new(usize::from(prefetch)));
+    loop {
+        tokio::select! {
+            delivery = consumer.next() => match delivery {
+                Some(Ok(delivery)) => {
+                    let slot = slots.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+                    let router = router.clone();
+                    tokio::spawn(async move {
+                        process(&router, delivery).await;
+                        drop(slot);
+                    });
+                }
+                Some(Err(error)) => return Err(format!("consumer failed: {error}")),
+                None => return Err("the broker cancelled the consumer".into()),
+            },
+            _ = shutdown.cancelled() => {
+                // Stop taking new envelopes, finish those in hand, then go.
+                let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+                consuming.send_replace(false);
+                let all = u32::from(prefetch);
+                let _ = slots.acquire_many(all).await;
+                let _ = channel.close(200, "hub shutting down".into()).await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Handles one envelope from the ingress queue.
+async fn process(router: &Router, delivery: Delivery) {
+    let message_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.to_string())
+        .unwrap_or_default();
+    let Some(submitter) = submitter(router, &delivery) else {
+        tracing::warn!(%message_id, "envelope from an unidentified publisher; dead-lettering it");
+        settle_dead_lettered(router, delivery, &message_id, None, "unidentified-publisher",
+            "the user-id property is missing or is not the broker user of an exchange in the topology").await;
+        return;
+    };
+    let wire = match pb::Envelope::decode(delivery.data.as_slice()) {
+        Ok(wire) => wire,
+        Err(error) => {
+            tracing::warn!(%message_id, %submitter, "not a canonical envelope; dead-lettering it");
+            settle_dead_lettered(
+                router,
+                delivery,
+                &message_id,
+                Some(&submitter),
+                "not-an-envelope",
+                &format!("the body is not a protobuf lhcie.canonical.v1.Envelope: {error}"),
+            )
+            .await;
+            return;
+        }
+    };
+    match router
+        .submit(wire, &delivery.data, &submitter, Ingress::Amqp)
+        .await
+    {
+        Ok(_) => {
+            if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
+                // The outcome is durable; the broker will redeliver and the
+                // de-duplication record answers the second time.
+                tracing::warn!(%message_id, %error, "ack failed after routing");
+            }
+        }
+        Err(Hold::Store(reason)) => {
+            tracing::error!(%message_id, %reason, "cannot record the outcome; returning the envelope to the queue");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = delivery
+                .acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await;
+        }
+        // The channel is closing with the connection or the hub; the broker
+        // keeps the envelope for the next consumer.
+        Err(Hold::Broker(_) | Hold::ShuttingDown) => {}
+    }
+}
+
+fn submitter(router: &Router, delivery: &Delivery) -> Option<ExchangeId> {
+    let user = delivery.properties.user_id().as_ref()?.to_string();
+    let exchange = router.names().exchange_of_user(&user)?;
+    router.knows_exchange(&exchange).then_some(exchange)
+}
+
+async fn settle_dead_lettered(
+    router: &Router,
+    delivery: Delivery,
+    message_id: &str,
+    submitter: Option<&ExchangeId>,
+    reason: &str,
+    detail: &str,
+) {
+    let submitted_by = submitter
+        .map(ExchangeId::to_string)
+        .unwrap_or_else(|| "unknown".into());
+    match router
+        .dead_letter(&delivery.data, message_id, &submitted_by, reason, detail)
+        .await
+    {
+        Ok(()) => {
+            let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+        }
+        Err(hold) => {
+            tracing::warn!(%message_id, %hold, "cannot dead-letter now; the broker will deliver it again")
+        }
+    }
+}

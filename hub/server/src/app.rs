@@ -1,0 +1,232 @@
+//! Starting and stopping the hub.
+//!
+//! Configuration, topology and policy are loaded and validated before
+//! anything binds. Then: the store, the broker link (which declares the
+//! broker topology on each connection), the gRPC and admin listeners, and
+//! the AMQP ingress consumer. On SIGTERM or Ctrl-C (or the handle's
+//! shutdown): stop taking new work, finish what is in flight within the
+//! grace period, flush the store, exit.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use lhcie_broker::{BrokerTopology, Names};
+use lhcie_config::{HubConfig, PolicyConfig, Topology};
+use lhcie_hub_core::{RouteTable, StaticPolicy};
+use lhcie_proto::hub::exchange_server::ExchangeServer;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::adapters::AdapterRegistry;
+use crate::admin::{self, AdminState};
+use crate::grpc::ExchangeService;
+use crate::grpc::identity::IdentityMode;
+use crate::link::BrokerLink;
+use crate::router::Router;
+use crate::store::Store;
+
+/// Where a started hub listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// The gRPC endpoint.
+    pub grpc: SocketAddr,
+    /// The admin endpoint.
+    pub admin: SocketAddr,
+}
+
+/// Runs the hub until `shutdown` is cancelled. `on_bound` is called once
+/// both listeners are bound (before the broker is necessarily reachable:
+/// readiness says when it is).
+pub async fn run(
+    config: HubConfig,
+    shutdown: CancellationToken,
+    on_bound: impl FnOnce(Bound),
+) -> anyhow::Result<()> {
+    let topology = Topology::load(&config.topology)?;
+    let policy = PolicyConfig::load(&config.policy, &topology)?;
+    let mut table = RouteTable::new();
+    for exchange in topology.exchanges() {
+        for organisation in &exchange.organisations {
+            table.insert(
+                organisation.clone(),
+                exchange.id.clone(),
+                exchange.region.clone(),
+            );
+        }
+    }
+    let exchanges: HashSet<_> = topology.exchanges().iter().map(|e| e.id.clone()).collect();
+    let policy = StaticPolicy::new(policy.agreements, policy.directives, policy.consent_model);
+
+    let store = Store::open(&config.store.path)
+        .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
+    let names = Names::new(&config.broker.prefix);
+    let link = BrokerLink::start(
+        config.broker.clone(),
+        BrokerTopology::from_config(&config.broker, &topology),
+        shutdown.clone(),
+    );
+    let router = Arc::new(Router::new(
+        table,
+        exchanges,
+        Arc::new(policy),
+        store.clone(),
+        link,
+        names,
+        config.limits.max_envelope_bytes,
+        shutdown.clone(),
+    ));
+    let adapters = Arc::new(AdapterRegistry::default());
+    let tasks = TaskTracker::new();
+
+    let (identity, tls) = match &config.grpc.tls {
+        Some(tls) => (
+            IdentityMode::ClientCertificate,
+            Some(lhcie_tls::tonic_config::server(
+                &tls.cert,
+                &tls.key,
+                &tls.client_ca,
+            )?),
+        ),
+        None => {
+            tracing::warn!(
+                "gRPC is PLAIN TEXT with header identity (insecure_plaintext): development only"
+            );
+            (IdentityMode::InsecureHeader, None)
+        }
+    };
+    let grpc_listener = TcpListener::bind(config.grpc.listen)
+        .await
+        .with_context(|| format!("binding gRPC on {}", config.grpc.listen))?;
+    let admin_listener = TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("binding admin on {}", config.admin.listen))?;
+    let bound = Bound {
+        grpc: grpc_listener.local_addr()?,
+        admin: admin_listener.local_addr()?,
+    };
+
+    let ingress_consuming = if config.amqp_ingress.enabled {
+        let (consuming, watching) = watch::channel(false);
+        tasks.spawn(crate::amqp_ingress::run(
+            router.clone(),
+            config.amqp_ingress.prefetch,
+            consuming,
+            shutdown.clone(),
+        ));
+        Some(watching)
+    } else {
+        None
+    };
+    tasks.spawn(purge_dedup(
+        store.clone(),
+        Duration::from_secs(config.store.dedup_retention_hours * 3600),
+        shutdown.clone(),
+    ));
+
+    let admin_routes = admin::routes(AdminState {
+        router: router.clone(),
+        adapters: adapters.clone(),
+        ingress_consuming,
+    });
+    let admin_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        let serve = axum::serve(admin_listener, admin_routes)
+            .with_graceful_shutdown(async move { admin_shutdown.cancelled().await });
+        if let Err(error) = serve.await {
+            tracing::error!(%error, "admin endpoint failed");
+        }
+    });
+
+    let service = ExchangeService::new(
+        router.clone(),
+        adapters,
+        identity,
+        config.limits.max_in_flight_per_stream,
+        shutdown.clone(),
+    );
+    let decode_limit = config
+        .limits
+        .max_envelope_bytes
+        .saturating_mul(2)
+        .max(64 * 1024);
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls).context("configuring TLS")?;
+    }
+    let grpc_shutdown = shutdown.clone();
+    let grpc = server
+        .add_service(ExchangeServer::new(service).max_decoding_message_size(decode_limit))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
+            grpc_shutdown.cancelled().await
+        });
+
+    tracing::info!(grpc = %bound.grpc, admin = %bound.admin, "hub listening");
+    on_bound(bound);
+    tasks.close();
+
+    let grace = Duration::from_secs(config.limits.shutdown_grace_seconds);
+    let grpc_done = tokio::spawn(grpc);
+    shutdown.cancelled().await;
+    tracing::info!(
+        grace_seconds = grace.as_secs(),
+        "shutting down: finishing work in flight"
+    );
+    let drained = tokio::time::timeout(grace, async {
+        let _ = grpc_done.await;
+        tasks.wait().await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "grace period over with work still in flight; it will be redelivered or resubmitted"
+        );
+    }
+    store.close().await?;
+    tracing::info!("hub stopped");
+    Ok(())
+}
+
+/// Forgets message ids older than the retention window, hourly.
+async fn purge_dedup(store: Store, retention: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let cutoff = OffsetDateTime::now_utc() - retention;
+                match store.purge_dedup_before(cutoff) {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "forgot old message ids"),
+                    Err(error) => tracing::warn!(%error, "purging old message ids failed"),
+                }
+            }
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("signal received");
+        token.cancel();
+    });
+}

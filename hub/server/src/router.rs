@@ -1,0 +1,509 @@
+//! What happens to one submitted envelope, whichever way it arrived:
+//!
+//! 1. If this exchange already submitted this message id, the answer given
+//!    then is given again (marked duplicate); nothing is routed twice. A
+//!    second copy arriving while the first is still in flight waits for
+//!    the first's answer.
+//! 2. The envelope is validated (wire → domain); a bad one is rejected
+//!    with the precise reason.
+//! 3. The routing core decides recipients and asks the policy for each. If
+//!    the policy cannot decide, the envelope is held (retried) — never
+//!    forwarded on a guess, never dropped.
+//! 4. Permitted copies are published to the recipients' egress queues, and
+//!    negative acknowledgements for denied recipients to the sender's;
+//!    every publish waits for the broker's confirm.
+//! 5. The decision is written to the audit and the answer to the
+//!    de-duplication record, and flushed to disk.
+//! 6. Only then is the answer returned (gRPC: sent; AMQP: acked).
+//!
+//! If anything in 4 or 5 fails, no answer is given ([`Hold`]): the
+//! submitter resubmits (gRPC) or the broker redelivers (AMQP), and the
+//! receiving adapter de-duplicates any copy published twice.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lhcie_broker::{Destination, Names};
+use lhcie_hub_core::{
+    AuditRecord, Ingress, Outcome, Policy, RejectReason, Rejection, RouteTable, Routed, hub_ack,
+    route,
+};
+use lhcie_model::{Envelope, ExchangeId, MessageId, OdsCode};
+use lhcie_proto::{canonical as pb, hub as hubpb};
+use prost::Message;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::link::{BrokerLink, Outgoing};
+use crate::store::Store;
+
+/// Why no answer can be given now. The envelope is not lost: it is held by
+/// whoever submitted it (gRPC) or stays on the queue (AMQP).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Hold {
+    /// The broker is unreachable or refused a publish.
+    #[error("broker unavailable: {0}")]
+    Broker(String),
+    /// The store could not make the decision durable.
+    #[error("store unavailable: {0}")]
+    Store(String),
+    /// The hub is shutting down.
+    #[error("the hub is shutting down")]
+    ShuttingDown,
+}
+
+/// The header naming the recipients a copy is for.
+pub const RECIPIENTS_HEADER: &str = "lhcie-recipients";
+/// The header naming the exchange that submitted an envelope.
+pub const SUBMITTED_BY_HEADER: &str = "lhcie-submitted-by";
+/// The header carrying the reason an envelope was dead-lettered.
+pub const REJECT_REASON_HEADER: &str = "lhcie-reject-reason";
+/// The header carrying the detail of that reason.
+pub const REJECT_DETAIL_HEADER: &str = "lhcie-reject-detail";
+
+type Pending = watch::Receiver<Option<Result<hubpb::SubmitResponse, Hold>>>;
+
+/// Routes submitted envelopes. Shared by every ingress path.
+pub struct Router {
+    table: RouteTable,
+    exchanges: HashSet<ExchangeId>,
+    policy: Arc<dyn Policy>,
+    store: Store,
+    link: BrokerLink,
+    names: Names,
+    max_envelope_bytes: usize,
+    in_flight: Mutex<HashMap<Vec<u8>, Pending>>,
+    shutdown: CancellationToken,
+}
+
+impl Router {
+    /// A router over a route table and the exchanges of the topology.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        table: RouteTable,
+        exchanges: HashSet<ExchangeId>,
+        policy: Arc<dyn Policy>,
+        store: Store,
+        link: BrokerLink,
+        names: Names,
+        max_envelope_bytes: usize,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            table,
+            exchanges,
+            policy,
+            store,
+            link,
+            names,
+            max_envelope_bytes,
+            in_flight: Mutex::new(HashMap::new()),
+            shutdown,
+        }
+    }
+
+    /// Whether `exchange` is in the topology.
+    pub fn knows_exchange(&self, exchange: &ExchangeId) -> bool {
+        self.exchanges.contains(exchange)
+    }
+
+    /// The broker link.
+    pub fn link(&self) -> &BrokerLink {
+        &self.link
+    }
+
+    /// The broker names.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Handles one envelope submitted by `submitter`. `bytes` is the
+    /// envelope as it arrived; it is what recipients receive.
+    pub async fn submit(
+        &self,
+        wire: pb::Envelope,
+        bytes: &[u8],
+        submitter: &ExchangeId,
+        ingress: Ingress,
+    ) -> Result<hubpb::SubmitResponse, Hold> {
+        let message_id = wire.message_id.clone();
+        if message_id.is_empty() || MessageId::parse(&message_id).is_err() {
+            // Without a usable id there is nothing to de-duplicate on;
+            // validation below rejects it and the rejection is still audited.
+            return self.decide(wire, bytes, submitter, ingress).await;
+        }
+        let key = dedup_key(submitter, &message_id);
+        if let Some(previous) = self
+            .store
+            .answered(submitter.as_str(), &message_id)
+            .map_err(store_hold)?
+        {
+            return Ok(as_duplicate(&previous));
+        }
+        let (mut waiting, publish) = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match in_flight.get(&key) {
+                Some(pending) => (Some(pending.clone()), None),
+                None => {
+                    let (sender, receiver) = watch::channel(None);
+                    in_flight.insert(key.clone(), receiver);
+                    (None, Some(sender))
+                }
+            }
+        };
+        if let Some(pending) = waiting.as_mut() {
+            let answer = pending
+                .wait_for(Option::is_some)
+                .await
+                .map_err(|_| Hold::Broker("the first copy of this message was abandoned".into()))?
+                .clone()
+                .unwrap_or(Err(Hold::ShuttingDown))?;
+            return Ok(mark_duplicate(answer));
+        }
+        let result = self.decide(wire, bytes, submitter, ingress).await;
+        if let Some(sender) = publish {
+            sender.send_replace(Some(result.clone()));
+        }
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        result
+    }
+
+    async fn decide(
+        &self,
+        wire: pb::Envelope,
+        bytes: &[u8],
+        submitter: &ExchangeId,
+        ingress: Ingress,
+    ) -> Result<hubpb::SubmitResponse, Hold> {
+        let now = OffsetDateTime::now_utc();
+        let message_id = wire.message_id.clone();
+        let sender_ods = wire.sender.as_ref().map(|s| s.ods_code.clone());
+        if bytes.len() > self.max_envelope_bytes {
+            let rejection = Rejection::new(
+                RejectReason::TooLarge,
+                format!(
+                    "the envelope is {} bytes; this hub accepts at most {}",
+                    bytes.len(),
+                    self.max_envelope_bytes
+                ),
+            );
+            return self
+                .reject(
+                    &message_id,
+                    sender_ods.as_deref(),
+                    bytes,
+                    rejection,
+                    submitter,
+                    ingress,
+                    now,
+                )
+                .await;
+        }
+        let envelope = match Envelope::try_from(wire) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                let rejection = Rejection::from_validation(&error);
+                return self
+                    .reject(
+                        &message_id,
+                        sender_ods.as_deref(),
+                        bytes,
+                        rejection,
+                        submitter,
+                        ingress,
+                        now,
+                    )
+                    .await;
+            }
+        };
+        let outcome = self.route_holding(&envelope, submitter, now).await?;
+        match &outcome {
+            Outcome::Rejected(rejection) => {
+                self.reject(
+                    &message_id,
+                    sender_ods.as_deref(),
+                    bytes,
+                    rejection.clone(),
+                    submitter,
+                    ingress,
+                    now,
+                )
+                .await
+            }
+            Outcome::Routed(routed) => {
+                self.forward(&envelope, routed, bytes, submitter, now)
+                    .await?;
+                let answer = accepted(&envelope, routed);
+                let audit =
+                    AuditRecord::of_outcome(&envelope, &outcome, submitter.as_str(), ingress, now);
+                self.commit(&audit, &answer).await?;
+                tracing::debug!(
+                    message_id = %envelope.message_id,
+                    category = %envelope.category,
+                    copies = routed.copies.len(),
+                    denied = routed.denied().count(),
+                    "routed"
+                );
+                Ok(answer)
+            }
+        }
+    }
+
+    /// Asks the routing core, holding while the policy cannot decide.
+    async fn route_holding(
+        &self,
+        envelope: &Envelope,
+        submitter: &ExchangeId,
+        now: OffsetDateTime,
+    ) -> Result<Outcome, Hold> {
+        let mut logged = false;
+        loop {
+            match route(envelope, submitter, &self.table, self.policy.as_ref(), now) {
+                Ok(outcome) => return Ok(outcome),
+                Err(unavailable) => {
+                    if !logged {
+                        tracing::warn!(message_id = %envelope.message_id, reason = %unavailable.reason, "holding: the policy cannot decide");
+                        logged = true;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                        _ = self.shutdown.cancelled() => return Err(Hold::ShuttingDown),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes the permitted copies and the negative acknowledgements for
+    /// denied recipients, all at once, and waits for every confirm.
+    async fn forward(
+        &self,
+        envelope: &Envelope,
+        routed: &Routed,
+        bytes: &[u8],
+        submitter: &ExchangeId,
+        now: OffsetDateTime,
+    ) -> Result<(), Hold> {
+        let link = self.link.current().ok_or_else(|| self.broker_down())?;
+        let egress = self.names.egress_exchange();
+        let message_id = envelope.message_id.as_str();
+        let mut acks = Vec::new();
+        if let Some(sender_exchange) = self.table.placement(&envelope.sender.ods_code) {
+            for denied in routed.denied() {
+                let ack = hub_ack::not_permitted(envelope, &denied.recipient, now);
+                acks.push((
+                    sender_exchange.exchange.clone(),
+                    ack.message_id.to_string(),
+                    lhcie_proto::encode_envelope(&ack),
+                ));
+            }
+        }
+        let copies = routed.copies.iter().map(|copy| {
+            let recipients: Vec<&str> = copy.recipients.iter().map(OdsCode::as_str).collect();
+            link.publisher.publish(Outgoing {
+                exchange: &egress,
+                routing_key: copy.exchange.as_str(),
+                body: bytes,
+                message_id,
+                headers: vec![
+                    (RECIPIENTS_HEADER, recipients.join(",")),
+                    (SUBMITTED_BY_HEADER, submitter.to_string()),
+                ],
+            })
+        });
+        let ack_publishes = acks.iter().map(|(exchange, id, body)| {
+            link.publisher.publish(Outgoing {
+                exchange: &egress,
+                routing_key: exchange.as_str(),
+                body,
+                message_id: id,
+                headers: vec![(RECIPIENTS_HEADER, envelope.sender.ods_code.to_string())],
+            })
+        });
+        let results = futures::future::join(
+            futures::future::join_all(copies),
+            futures::future::join_all(ack_publishes),
+        )
+        .await;
+        if let Some(error) = results.0.into_iter().chain(results.1).find_map(Result::err) {
+            link.fail(&error.0).await;
+            return Err(Hold::Broker(error.0));
+        }
+        Ok(())
+    }
+
+    /// Rejects: over AMQP the envelope is dead-lettered with the reason and
+    /// the sender is sent a negative acknowledgement (there is no reply
+    /// channel); over gRPC the answer itself tells the sender.
+    #[allow(clippy::too_many_arguments)]
+    async fn reject(
+        &self,
+        message_id: &str,
+        sender_ods: Option<&str>,
+        bytes: &[u8],
+        rejection: Rejection,
+        submitter: &ExchangeId,
+        ingress: Ingress,
+        now: OffsetDateTime,
+    ) -> Result<hubpb::SubmitResponse, Hold> {
+        if ingress == Ingress::Amqp {
+            self.dead_letter(
+                bytes,
+                message_id,
+                submitter.as_str(),
+                rejection.reason.code(),
+                &rejection.detail,
+            )
+            .await?;
+            if let (Ok(id), Some(Ok(sender))) =
+                (MessageId::parse(message_id), sender_ods.map(OdsCode::parse))
+            {
+                let ack = hub_ack::rejected(&id, &sender, &rejection, now);
+                let body = lhcie_proto::encode_envelope(&ack);
+                let link = self.link.current().ok_or_else(|| self.broker_down())?;
+                link.publisher
+                    .publish(Outgoing {
+                        exchange: &self.names.egress_exchange(),
+                        routing_key: submitter.as_str(),
+                        body: &body,
+                        message_id: ack.message_id.as_str(),
+                        headers: vec![(RECIPIENTS_HEADER, sender.to_string())],
+                    })
+                    .await
+                    .map_err(|e| Hold::Broker(e.0))?;
+            }
+        }
+        let answer = hubpb::SubmitResponse {
+            message_id: message_id.to_owned(),
+            outcome: Some(hubpb::submit_response::Outcome::Rejected(hubpb::Rejected {
+                reason: reject_reason(rejection.reason) as i32,
+                detail: rejection.detail.clone(),
+            })),
+        };
+        let audit = AuditRecord::of_rejection(
+            message_id,
+            sender_ods,
+            &rejection,
+            submitter.as_str(),
+            ingress,
+            now,
+        );
+        self.commit(&audit, &answer).await?;
+        tracing::info!(message_id, reason = rejection.reason.code(), submitter = %submitter, "rejected");
+        Ok(answer)
+    }
+
+    /// Publishes `bytes` to the ingress dead-letter queue with the reason.
+    pub async fn dead_letter(
+        &self,
+        bytes: &[u8],
+        message_id: &str,
+        submitter: &str,
+        reason: &str,
+        detail: &str,
+    ) -> Result<(), Hold> {
+        let link = self.link.current().ok_or_else(|| self.broker_down())?;
+        link.publisher
+            .publish(Outgoing {
+                exchange: &self.names.dead_letter_exchange(&Destination::Ingress),
+                routing_key: "",
+                body: bytes,
+                message_id,
+                headers: vec![
+                    (REJECT_REASON_HEADER, reason.to_owned()),
+                    (REJECT_DETAIL_HEADER, detail.to_owned()),
+                    (SUBMITTED_BY_HEADER, submitter.to_owned()),
+                ],
+            })
+            .await
+            .map_err(|e| Hold::Broker(e.0))
+    }
+
+    async fn commit(
+        &self,
+        audit: &AuditRecord,
+        answer: &hubpb::SubmitResponse,
+    ) -> Result<(), Hold> {
+        self.store
+            .record(audit, &answer.encode_to_vec())
+            .map_err(store_hold)?;
+        self.store.durable().await.map_err(store_hold)
+    }
+
+    fn broker_down(&self) -> Hold {
+        Hold::Broker(
+            self.link
+                .down_reason()
+                .unwrap_or_else(|| "not connected".into()),
+        )
+    }
+}
+
+fn store_hold(error: crate::store::StoreError) -> Hold {
+    Hold::Store(error.to_string())
+}
+
+fn dedup_key(submitter: &ExchangeId, message_id: &str) -> Vec<u8> {
+    let mut key = submitter.as_str().as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(message_id.as_bytes());
+    key
+}
+
+/// The answer for a routed envelope: each recipient forwarded or not
+/// permitted (never why: the reason can reveal the patient's choices).
+fn accepted(envelope: &Envelope, routed: &Routed) -> hubpb::SubmitResponse {
+    let recipients = routed
+        .recipients
+        .iter()
+        .map(|r| hubpb::RecipientOutcome {
+            ods_code: r.recipient.to_string(),
+            exchange_id: r.exchange.to_string(),
+            disposition: if r.permitted() {
+                hubpb::Disposition::Forwarded
+            } else {
+                hubpb::Disposition::NotPermitted
+            } as i32,
+        })
+        .collect();
+    hubpb::SubmitResponse {
+        message_id: envelope.message_id.to_string(),
+        outcome: Some(hubpb::submit_response::Outcome::Accepted(hubpb::Accepted {
+            duplicate: false,
+            recipients,
+        })),
+    }
+}
+
+fn as_duplicate(stored: &[u8]) -> hubpb::SubmitResponse {
+    mark_duplicate(hubpb::SubmitResponse::decode(stored).unwrap_or_default())
+}
+
+fn mark_duplicate(mut answer: hubpb::SubmitResponse) -> hubpb::SubmitResponse {
+    if let Some(hubpb::submit_response::Outcome::Accepted(accepted)) = &mut answer.outcome {
+        accepted.duplicate = true;
+    }
+    answer
+}
+
+/// The wire form of a rejection reason.
+pub fn reject_reason(reason: RejectReason) -> hubpb::RejectReason {
+    match reason {
+        RejectReason::InvalidEnvelope => hubpb::RejectReason::InvalidEnvelope,
+        RejectReason::UnknownRecipient => hubpb::RejectReason::UnknownRecipient,
+        RejectReason::UnknownCategory => hubpb::RejectReason::UnknownCategory,
+        RejectReason::InvalidNhsNumber => hubpb::RejectReason::InvalidNhsNumber,
+        RejectReason::SenderNotAuthorised => hubpb::RejectReason::SenderNotAuthorised,
+        RejectReason::TooLarge => hubpb::RejectReason::TooLarge,
+    }
+}

@@ -61,10 +61,40 @@ impl BrokerConfig {
         problems
     }
 
+    /// The same settings, logging in as `user` with `password` (both
+    /// percent-encoded into the URL).
+    pub fn with_credentials(&self, user: &str, password: &str) -> Self {
+        let (scheme, rest) = self
+            .url
+            .split_once("://")
+            .unwrap_or(("amqp", self.url.as_str()));
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        Self {
+            url: format!(
+                "{scheme}://{}:{}@{host}",
+                percent_encode(user),
+                percent_encode(password)
+            ),
+            ..self.clone()
+        }
+    }
+
     /// The URL with any password replaced, for logs.
     pub fn redacted_url(&self) -> String {
         redact_url(&self.url)
     }
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// Replaces the password in `scheme://user:password@host` with `***`.
@@ -101,6 +131,22 @@ mod tests {
         assert_eq!(config.redacted_url(), "amqp://hub:***@127.0.0.1:5672/%2f");
         assert!(!format!("{config:?}").contains("s3cret"));
         assert_eq!(redact_url("amqp://127.0.0.1"), "amqp://127.0.0.1");
+    }
+
+    #[test]
+    fn credentials_are_replaced_and_encoded() {
+        let config = BrokerConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f");
+        let adapter = config.with_credentials("lhcie-nwl-imperial", "p@ss:w/rd");
+        assert_eq!(
+            adapter.url,
+            "amqp://lhcie-nwl-imperial:p%40ss%3Aw%2Frd@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(
+            BrokerConfig::new("amqp://127.0.0.1")
+                .with_credentials("u", "p")
+                .url,
+            "amqp://u:p@127.0.0.1"
+        );
     }
 
     #[test]

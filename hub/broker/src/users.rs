@@ -12,11 +12,11 @@
 //! submitted an envelope.
 //!
 //! Users are applied with one `rabbitmqctl import_definitions` call (password
-//! hashes computed here, in RabbitMQ's salted SHA-256 format), which needs
-//! to run on the broker's host with rights to `rabbitmqctl`. Deployments
+//! hashes computed here, in RabbitMQ's salted SHA-256 format, passed on
+//! standard input), which needs to run where `rabbitmqctl` can reach the
+//! broker node. Deployments
 //! that manage users otherwise only need the names and permissions above.
 
-use std::path::Path;
 use std::process::Command;
 
 use base64::Engine;
@@ -57,14 +57,6 @@ pub enum UsersError {
     /// No randomness for passwords.
     #[error("cannot generate a password: {0}")]
     Random(String),
-    /// Writing the definitions file failed.
-    #[error("cannot write {path}: {source}")]
-    Write {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
     /// `rabbitmqctl` failed or is not available.
     #[error("rabbitmqctl {action} failed: {detail}")]
     Rabbitmqctl {
@@ -135,55 +127,101 @@ pub fn definitions(users: &[AdapterUser], vhost: &str) -> Result<String, UsersEr
     Ok(document.to_string())
 }
 
-fn rabbitmqctl(args: &[&str]) -> Result<(), UsersError> {
-    let action = args.join(" ");
-    let output = Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .map_err(|e| UsersError::Rabbitmqctl {
-            action: action.clone(),
-            detail: e.to_string(),
-        })?;
+/// Creates or updates the users with one `rabbitmqctl import_definitions`,
+/// the definitions passed on standard input (so no file holds the hashes,
+/// and the broker node needs no access to a file of ours). The import is
+/// asynchronous on the broker: see [`wait_until_usable`].
+pub fn apply(users: &[AdapterUser], vhost: &str) -> Result<(), UsersError> {
+    use std::io::Write;
+    let document = definitions(users, vhost)?;
+    let failed = |detail: String| UsersError::Rabbitmqctl {
+        action: "import_definitions".into(),
+        detail,
+    };
+    let mut child = Command::new("rabbitmqctl")
+        .args(["import_definitions", "--format", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?;
+    child
+        .stdin
+        .take()
+        .ok_or_else(|| failed("no standard input".into()))?
+        .write_all(document.as_bytes())
+        .map_err(|e| failed(e.to_string()))?;
+    let output = child
+        .wait_with_output()
+        .map_err(|e| failed(e.to_string()))?;
     if output.status.success() {
         Ok(())
     } else {
-        Err(UsersError::Rabbitmqctl {
-            action,
-            detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        })
+        Err(failed(
+            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        ))
     }
 }
 
-/// Creates or updates the users with one `rabbitmqctl import_definitions`,
-/// through a definitions file written (owner-readable only) at `scratch`
-/// and removed afterwards.
-pub fn apply(users: &[AdapterUser], vhost: &str, scratch: &Path) -> Result<(), UsersError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let document = definitions(users, vhost)?;
-    let fail = |source| UsersError::Write {
-        path: scratch.display().to_string(),
-        source,
-    };
-    {
-        use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(scratch)
-            .map_err(fail)?;
-        file.write_all(document.as_bytes()).map_err(fail)?;
+/// Waits until every user can log in to the broker at `url_of(user)`:
+/// `rabbitmqctl import_definitions` applies definitions asynchronously.
+pub async fn wait_until_usable(
+    users: &[AdapterUser],
+    url_of: impl Fn(&AdapterUser) -> String,
+    timeout: std::time::Duration,
+) -> Result<(), UsersError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    for user in users {
+        let config = lhcie_config::BrokerConfig::new(url_of(user));
+        loop {
+            match crate::connect(&config, "user check").await {
+                Ok(connection) => {
+                    let _ = connection.close(200, "checked".into()).await;
+                    break;
+                }
+                Err(error) if tokio::time::Instant::now() >= deadline => {
+                    return Err(UsersError::Rabbitmqctl {
+                        action: format!("logging in as {}", user.name),
+                        detail: error.to_string(),
+                    });
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
     }
-    let result = rabbitmqctl(&["import_definitions", &scratch.display().to_string()]);
-    let _ = std::fs::remove_file(scratch);
-    result
+    Ok(())
 }
 
-/// Deletes users (tests clean up with this).
+/// Deletes users, concurrently (tests clean up with this).
 pub fn delete(names: &[String]) -> Result<(), UsersError> {
-    for name in names {
-        rabbitmqctl(&["delete_user", name])?;
+    let children: Vec<_> = names
+        .iter()
+        .map(|name| {
+            Command::new("rabbitmqctl")
+                .args(["delete_user", name])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map(|child| (name, child))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| UsersError::Rabbitmqctl {
+            action: "delete_user".into(),
+            detail: e.to_string(),
+        })?;
+    for (name, child) in children {
+        let output = child
+            .wait_with_output()
+            .map_err(|e| UsersError::Rabbitmqctl {
+                action: format!("delete_user {name}"),
+                detail: e.to_string(),
+            })?;
+        if !output.status.success() {
+            return Err(UsersError::Rabbitmqctl {
+                action: format!("delete_user {name}"),
+                detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
     }
     Ok(())
 }

@@ -163,8 +163,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             for exchange in topology.exchanges() {
                 created.push(users::adapter_user(&names, &exchange.id)?);
             }
-            let scratch = out.with_extension("definitions.json");
-            users::apply(&created, "/", &scratch)?;
+            users::apply(&created, "/")?;
+            users::wait_until_usable(
+                &created,
+                |user| hub.broker.with_credentials(&user.name, &user.password).url,
+                std::time::Duration::from_secs(30),
+            )
+            .await?;
             write_credentials(&out, &created)?;
             println!(
                 "broker users: {} created or updated (names {}-<exchange-id>); passwords in {}",

@@ -1,0 +1,157 @@
+//! The hub as a child process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::env::TestEnv;
+
+/// A running hub.
+pub struct HubProcess {
+    child: Child,
+    /// Its gRPC address.
+    pub grpc: SocketAddr,
+    /// Its admin address.
+    pub admin: SocketAddr,
+    log: PathBuf,
+}
+
+impl HubProcess {
+    /// Starts the hub of `env` and waits until it is ready (admin `/readyz`
+    /// answers 200: broker connected, ingress consuming).
+    pub async fn start(env: &TestEnv) -> Self {
+        let hub = Self::spawn(env);
+        hub.wait_ready(Duration::from_secs(30)).await;
+        hub
+    }
+
+    /// Starts the hub of `env` without waiting for readiness.
+    pub fn spawn(env: &TestEnv) -> Self {
+        let log = env
+            .dir()
+            .join(format!("hub-{}.log", uuid::Uuid::new_v4().simple()));
+        let child = Command::new(crate::binary("hub"))
+            .arg("serve")
+            .arg(&env.hub_config)
+            .env("LHCIE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("hub log file"))
+            .spawn()
+            .expect("starting the hub");
+        Self {
+            child,
+            grpc: SocketAddr::from(([127, 0, 0, 1], env.grpc_port)),
+            admin: SocketAddr::from(([127, 0, 0, 1], env.admin_port)),
+            log,
+        }
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok((200, _)) = self.get("/readyz").await {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the hub was not ready within {timeout:?}; its log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A GET on the admin endpoint: status and body.
+    pub async fn get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        http_get(self.admin, path).await
+    }
+
+    /// A GET on the admin endpoint, as JSON, expecting 200.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.get(path).await.expect("admin endpoint reachable");
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).expect("JSON")
+    }
+
+    /// Kills the hub with SIGKILL (no chance to clean up) and reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for the hub to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("waiting for the hub")
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The hub's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        if self.running() {
+            self.kill9();
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET (tests only).
+pub async fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, dechunk(&body)))
+}
+
+/// Undoes chunked transfer encoding, if the body is chunked.
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else {
+            return body.to_owned();
+        };
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_owned();
+        };
+        if size == 0 {
+            return out;
+        }
+        if after.len() < size {
+            return body.to_owned();
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+}

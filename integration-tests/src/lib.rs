@@ -1,0 +1,41 @@
+//! # lhcie-integration-tests: the whole system, for real
+//!
+//! Tests here start the real `hub` binary (and adapters), talk to it over
+//! real sockets with mutual TLS, and route through the real RabbitMQ at
+//! `127.0.0.1:5672`. This crate's library is the harness they share:
+//!
+//! - [`env`]: an isolated test environment: a unique broker prefix, a
+//!   temporary development PKI, a small topology and policy, per-run broker
+//!   users, and cleanup of everything declared.
+//! - [`hub`]: the hub as a child process: start, readiness, `kill -9`,
+//!   SIGTERM, admin queries.
+//! - [`traffic`]: envelopes to send, and receivers that count what arrives.
+//!
+//! The binaries must be built first (`make test` does:
+//! `cargo build --workspace --bins`).
+
+pub mod env;
+pub mod hub;
+pub mod traffic;
+
+/// The path of a workspace binary (next to the test executable's `deps/`).
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: build the binaries first (cargo build --workspace --bins; make test does)",
+        path.display()
+    );
+    path
+}
+
+/// Installs the ring crypto provider once per process (tests that make TLS
+/// clients need it).
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -24,12 +24,15 @@ run: broker build
 	@scripts/demo.sh "$(HUB_CONFIG)"
 
 # cargo-nextest runs test binaries in parallel processes; plain cargo test
-# is the fallback on a machine without it.
-test: broker
+# is the fallback on a machine without it. The broker-restart test restarts
+# the shared RabbitMQ, so it runs alone, after everything else.
+test: broker build
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace --no-fail-fast; \
+		$(CARGO) nextest run --workspace -E 'not binary(broker_restart)' && \
+		$(CARGO) nextest run -p lhcie-integration-tests -E 'binary(broker_restart)'; \
 	else \
-		$(CARGO) test --workspace --no-fail-fast; \
+		$(CARGO) test --workspace --no-fail-fast -- --skip broker_restart && \
+		$(CARGO) test -p lhcie-integration-tests --test broker_restart; \
 	fi
 	$(CARGO) test --workspace --doc
 

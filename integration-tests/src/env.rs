@@ -33,6 +33,8 @@ pub struct TestEnv {
     pub hub_config: PathBuf,
     /// The development PKI.
     pub pki: PkiLayout,
+    /// Its CA, to issue further certificates.
+    pub ca: lhcie_tls::DevCa,
     /// The gRPC port the hub uses (fixed so restarts keep it).
     pub grpc_port: u16,
     /// The admin port.
@@ -92,7 +94,7 @@ impl TestEnv {
             .iter()
             .map(|(id, _, _)| ExchangeId::parse(id).unwrap())
             .collect();
-        pki.generate(&ids).expect("development PKI");
+        let ca = pki.generate(&ids).expect("development PKI");
         write_topology(dir.path());
         write_policy(dir.path());
         let grpc_port = free_port();
@@ -136,6 +138,7 @@ shutdown_grace_seconds = 10
             prefix,
             hub_config,
             pki,
+            ca,
             grpc_port,
             admin_port,
             users: std::sync::Mutex::new(Vec::new()),

@@ -280,3 +280,14 @@ pub async fn drain(
     let _ = connection.close(200, "done".into()).await;
     taken
 }
+
+/// A text header of a message, if present.
+pub fn header_text(headers: &lapin::types::FieldTable, name: &str) -> Option<String> {
+    match headers.inner().get(name)? {
+        lapin::types::AMQPValue::LongString(value) => {
+            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        }
+        lapin::types::AMQPValue::ShortString(value) => Some(value.to_string()),
+        _ => None,
+    }
+}

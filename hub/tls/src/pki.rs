@@ -158,9 +158,10 @@ impl PkiLayout {
 
     /// Generates a CA, a hub certificate for `localhost` and `127.0.0.1`,
     /// and a certificate per exchange, and writes them (keys readable by
-    /// the owner only). The CA's key is not kept: to add an exchange,
-    /// generate the whole set again.
-    pub fn generate(&self, exchanges: &[ExchangeId]) -> Result<(), PkiError> {
+    /// the owner only). The CA's key is not written: to add an exchange
+    /// later, generate the whole set again. The CA is returned for callers
+    /// that issue more certificates at once.
+    pub fn generate(&self, exchanges: &[ExchangeId]) -> Result<DevCa, PkiError> {
         let ca = DevCa::generate()?;
         write(&self.ca_cert(), ca.cert_pem(), false)?;
         let hub = ca.issue_server(&["localhost", "127.0.0.1"])?;
@@ -171,7 +172,17 @@ impl PkiLayout {
             write(&self.exchange_cert(exchange), &issued.cert_pem, false)?;
             write(&self.exchange_key(exchange), &issued.key_pem, true)?;
         }
-        Ok(())
+        Ok(ca)
+    }
+
+    /// Writes an issued certificate and key under `name` (tests use it for
+    /// certificates the hub must refuse).
+    pub fn write_extra(&self, name: &str, issued: &Issued) -> Result<(PathBuf, PathBuf), PkiError> {
+        let cert = self.dir.join("extra").join(format!("{name}.pem"));
+        let key = self.dir.join("extra").join(format!("{name}.key"));
+        write(&cert, &issued.cert_pem, false)?;
+        write(&key, &issued.key_pem, true)?;
+        Ok((cert, key))
     }
 }
 

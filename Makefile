@@ -1,6 +1,6 @@
 # London Health and Care Information Exchange hub.
 #
-#   make run     build and start the demo (see README.md)
+#   make run     build and start the demo (see README.md); make stop ends it
 #   make test    the whole test suite (starts RabbitMQ if it is not running)
 #   make verify  formatting, lints, tests and docs: run before every commit
 #   make bench   every benchmark, one BENCH line per figure
@@ -11,7 +11,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 HUB_CONFIG ?= config/demo/hub.toml
 
-.PHONY: run test verify fmt fmt-check clippy doc bench broker build
+.PHONY: run stop test verify fmt fmt-check clippy doc bench broker build
 
 # Start RabbitMQ if it is not already running (installs it if absent).
 broker:
@@ -22,6 +22,10 @@ build:
 
 run: broker build
 	@scripts/demo.sh "$(HUB_CONFIG)"
+
+# Stop what `make run` started.
+stop:
+	@scripts/demo-stop.sh
 
 # cargo-nextest runs test binaries in parallel processes; plain cargo test
 # is the fallback on a machine without it. The broker-restart test restarts

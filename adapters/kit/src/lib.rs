@@ -12,6 +12,7 @@
 //! - [`receiver`]: receiving deliveries over gRPC, de-duplicated by message
 //!   id, acknowledged only once the local system took them and their ids
 //!   are recorded durably ([`dedup`]).
+//! - [`heartbeat`]: telling the hub the adapter is up.
 //! - [`amqp`]: the same over AMQP (publish to the ingress exchange, consume
 //!   the exchange's own egress queue) as the adapter's broker user.
 //!
@@ -22,6 +23,7 @@
 pub mod amqp;
 pub mod connection;
 pub mod dedup;
+pub mod heartbeat;
 pub mod receiver;
 pub mod uplink;
 

@@ -238,6 +238,12 @@ async fn receive(cli: &Cli, count: Option<u64>) -> anyhow::Result<()> {
         }
         answered
     });
+    tokio::spawn(lhcie_adapter_kit::heartbeat::heartbeat(
+        connection(cli),
+        "native",
+        || 0,
+        shutdown.clone(),
+    ));
     let exchange = cli.exchange.clone();
     let mut received = 0u64;
     let done = shutdown.clone();

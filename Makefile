@@ -54,5 +54,8 @@ doc:
 
 verify: fmt-check clippy test doc
 
+# Release builds, real processes, the raw-RabbitMQ reference measured in the
+# same run; one BENCH line per figure (see BENCHMARKS.md).
 bench: broker
-	@echo "No benchmarks yet: they arrive with the hub (see BENCHMARKS.md)."
+	$(CARGO) build --release --workspace --bins
+	@target/release/lhcie-bench

@@ -18,13 +18,14 @@ pub mod env;
 pub mod hub;
 pub mod traffic;
 
-/// The path of a workspace binary (next to the test executable's `deps/`).
+/// The path of a workspace binary of the same profile: beside the running
+/// executable, or one level up from a test executable in `deps/`.
 pub fn binary(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target directory");
+    let exe = std::env::current_exe().expect("executable path");
+    let mut dir = exe.parent().expect("executable folder");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target directory");
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),

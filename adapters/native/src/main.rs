@@ -12,6 +12,9 @@
 //!   data), and send a positive infrastructure acknowledgement (a delivery
 //!   receipt) back to the sender where one was asked for.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -45,9 +45,10 @@ pub struct AuditRecord {
     pub outcome: AuditOutcome,
 }
 
-/// What was decided.
+/// What was decided. In JSON: `{"routed": {"recipients": [...]}}` or
+/// `{"rejected": {"reason": ..., "detail": ...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum AuditOutcome {
     /// Routed; one entry per recipient.
     Routed {

@@ -29,6 +29,21 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// Every reason.
+    pub const ALL: [RejectReason; 6] = [
+        RejectReason::InvalidEnvelope,
+        RejectReason::UnknownRecipient,
+        RejectReason::UnknownCategory,
+        RejectReason::InvalidNhsNumber,
+        RejectReason::SenderNotAuthorised,
+        RejectReason::TooLarge,
+    ];
+
+    /// The reason with this code.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+
     /// A stable code for audit records, metrics and acknowledgements.
     pub fn code(self) -> &'static str {
         match self {

@@ -292,6 +292,14 @@ fn an_undecidable_policy_holds_the_envelope() {
 }
 
 #[test]
+fn rejection_codes_round_trip() {
+    for reason in RejectReason::ALL {
+        assert_eq!(RejectReason::from_code(reason.code()), Some(reason));
+    }
+    assert_eq!(RejectReason::from_code("nonsense"), None);
+}
+
+#[test]
 fn validation_errors_map_to_rejection_reasons() {
     for (kind, reason) in [
         (

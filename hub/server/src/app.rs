@@ -17,7 +17,6 @@ use lhcie_broker::{BrokerTopology, Names};
 use lhcie_config::{HubConfig, PolicyConfig, Topology};
 use lhcie_hub_core::{RouteTable, StaticPolicy};
 use lhcie_proto::hub::exchange_server::ExchangeServer;
-use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -64,8 +63,11 @@ pub async fn run(
     let exchanges: HashSet<_> = topology.exchanges().iter().map(|e| e.id.clone()).collect();
     let policy = StaticPolicy::new(policy.agreements, policy.directives, policy.consent_model);
 
-    let store = Store::open(&config.store.path)
-        .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
+    let store = Store::open(
+        &config.store.path,
+        Duration::from_secs(config.store.dedup_retention_hours * 3600),
+    )
+    .with_context(|| format!("opening the store at {}", config.store.path.display()))?;
     let names = Names::new(&config.broker.prefix);
     let link = BrokerLink::start(
         config.broker.clone(),
@@ -124,12 +126,6 @@ pub async fn run(
     } else {
         None
     };
-    tasks.spawn(purge_dedup(
-        store.clone(),
-        Duration::from_secs(config.store.dedup_retention_hours * 3600),
-        shutdown.clone(),
-    ));
-
     let admin_routes = admin::routes(AdminState {
         router: router.clone(),
         adapters: adapters.clone(),
@@ -191,24 +187,6 @@ pub async fn run(
     store.close().await?;
     tracing::info!("hub stopped");
     Ok(())
-}
-
-/// Forgets message ids older than the retention window, hourly.
-async fn purge_dedup(store: Store, retention: Duration, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                let cutoff = OffsetDateTime::now_utc() - retention;
-                match store.purge_dedup_before(cutoff) {
-                    Ok(0) => {}
-                    Ok(removed) => tracing::info!(removed, "forgot old message ids"),
-                    Err(error) => tracing::warn!(%error, "purging old message ids failed"),
-                }
-            }
-            _ = shutdown.cancelled() => return,
-        }
-    }
 }
 
 /// Cancels `token` on SIGTERM or Ctrl-C.

@@ -13,6 +13,9 @@
 //!   per exchange (least privilege) with `rabbitmqctl`, writing the
 //!   passwords to `<file>` (owner-readable only).
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

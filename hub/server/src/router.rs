@@ -26,12 +26,11 @@ use std::time::Duration;
 
 use lhcie_broker::{Destination, Names};
 use lhcie_hub_core::{
-    AuditRecord, Ingress, Outcome, Policy, RejectReason, Rejection, RouteTable, Routed, hub_ack,
-    route,
+    AuditOutcome, AuditRecord, Ingress, Outcome, Policy, RejectReason, Rejection, RouteTable,
+    Routed, hub_ack, route,
 };
 use lhcie_model::{Envelope, ExchangeId, MessageId, OdsCode};
 use lhcie_proto::{canonical as pb, hub as hubpb};
-use prost::Message;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -142,10 +141,10 @@ impl Router {
         let key = dedup_key(submitter, &message_id);
         if let Some(previous) = self
             .store
-            .answered(submitter.as_str(), &message_id)
+            .decided(submitter.as_str(), &message_id)
             .map_err(store_hold)?
         {
-            return Ok(as_duplicate(&previous));
+            return Ok(mark_duplicate(answer_of(&previous)));
         }
         let (mut waiting, publish) = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
@@ -243,10 +242,9 @@ impl Router {
             Outcome::Routed(routed) => {
                 self.forward(&envelope, routed, bytes, submitter, now)
                     .await?;
-                let answer = accepted(&envelope, routed);
                 let audit =
                     AuditRecord::of_outcome(&envelope, &outcome, submitter.as_str(), ingress, now);
-                self.commit(&audit, &answer).await?;
+                self.commit(&audit).await?;
                 tracing::debug!(
                     message_id = %envelope.message_id,
                     category = %envelope.category,
@@ -254,7 +252,7 @@ impl Router {
                     denied = routed.denied().count(),
                     "routed"
                 );
-                Ok(answer)
+                Ok(answer_of(&audit))
             }
         }
     }
@@ -383,13 +381,6 @@ impl Router {
                     .map_err(|e| Hold::Broker(e.0))?;
             }
         }
-        let answer = hubpb::SubmitResponse {
-            message_id: message_id.to_owned(),
-            outcome: Some(hubpb::submit_response::Outcome::Rejected(hubpb::Rejected {
-                reason: reject_reason(rejection.reason) as i32,
-                detail: rejection.detail.clone(),
-            })),
-        };
         let audit = AuditRecord::of_rejection(
             message_id,
             sender_ods,
@@ -398,9 +389,9 @@ impl Router {
             ingress,
             now,
         );
-        self.commit(&audit, &answer).await?;
+        self.commit(&audit).await?;
         tracing::info!(message_id, reason = rejection.reason.code(), submitter = %submitter, "rejected");
-        Ok(answer)
+        Ok(answer_of(&audit))
     }
 
     /// Publishes `bytes` to the ingress dead-letter queue with the reason.
@@ -429,14 +420,8 @@ impl Router {
             .map_err(|e| Hold::Broker(e.0))
     }
 
-    async fn commit(
-        &self,
-        audit: &AuditRecord,
-        answer: &hubpb::SubmitResponse,
-    ) -> Result<(), Hold> {
-        self.store
-            .record(audit, &answer.encode_to_vec())
-            .map_err(store_hold)?;
+    async fn commit(&self, audit: &AuditRecord) -> Result<(), Hold> {
+        self.store.record(audit).map_err(store_hold)?;
         self.store.durable().await.map_err(store_hold)
     }
 
@@ -460,33 +445,41 @@ fn dedup_key(submitter: &ExchangeId, message_id: &str) -> Vec<u8> {
     key
 }
 
-/// The answer for a routed envelope: each recipient forwarded or not
-/// permitted (never why: the reason can reveal the patient's choices).
-fn accepted(envelope: &Envelope, routed: &Routed) -> hubpb::SubmitResponse {
-    let recipients = routed
-        .recipients
-        .iter()
-        .map(|r| hubpb::RecipientOutcome {
-            ods_code: r.recipient.to_string(),
-            exchange_id: r.exchange.to_string(),
-            disposition: if r.permitted() {
-                hubpb::Disposition::Forwarded
-            } else {
-                hubpb::Disposition::NotPermitted
-            } as i32,
-        })
-        .collect();
+/// The answer to the submitter, derived from the audit record of the
+/// decision. For a routed envelope: each recipient forwarded or not
+/// permitted, never why (the reason can reveal the patient's choices).
+fn answer_of(audit: &AuditRecord) -> hubpb::SubmitResponse {
+    let outcome = match &audit.outcome {
+        AuditOutcome::Routed { recipients } => {
+            hubpb::submit_response::Outcome::Accepted(hubpb::Accepted {
+                duplicate: false,
+                recipients: recipients
+                    .iter()
+                    .map(|r| hubpb::RecipientOutcome {
+                        ods_code: r.recipient.clone(),
+                        exchange_id: r.exchange.clone(),
+                        disposition: if r.decision == "forwarded" {
+                            hubpb::Disposition::Forwarded
+                        } else {
+                            hubpb::Disposition::NotPermitted
+                        } as i32,
+                    })
+                    .collect(),
+            })
+        }
+        AuditOutcome::Rejected { reason, detail } => {
+            hubpb::submit_response::Outcome::Rejected(hubpb::Rejected {
+                reason: RejectReason::from_code(reason)
+                    .map_or(hubpb::RejectReason::Unspecified, reject_reason)
+                    as i32,
+                detail: detail.clone(),
+            })
+        }
+    };
     hubpb::SubmitResponse {
-        message_id: envelope.message_id.to_string(),
-        outcome: Some(hubpb::submit_response::Outcome::Accepted(hubpb::Accepted {
-            duplicate: false,
-            recipients,
-        })),
+        message_id: audit.message_id.clone(),
+        outcome: Some(outcome),
     }
-}
-
-fn as_duplicate(stored: &[u8]) -> hubpb::SubmitResponse {
-    mark_duplicate(hubpb::SubmitResponse::decode(stored).unwrap_or_default())
 }
 
 fn mark_duplicate(mut answer: hubpb::SubmitResponse) -> hubpb::SubmitResponse {

@@ -1,22 +1,29 @@
-//! The hub's durable store (sled): which message ids it has already
-//! answered, and the audit record of every decision.
+//! The hub's durable store (sled): the decision about every envelope —
+//! its audit record and the answer given — which is also what makes
+//! resubmissions idempotent.
+//!
+//! The answer given to the submitter is derived from the audit record, so
+//! the two cannot disagree. Records are small and binary (postcard) because
+//! sled copies a whole leaf node on every insert: value size is throughput.
 //!
 //! Trees:
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `dedup` | submitter exchange, 0, message id | the `SubmitResponse` given (protobuf) |
-//! | `dedup_by_time` | decided-at (unix ns, big-endian), dedup key | empty: lets old entries be purged in order |
-//! | `audit` | message id, 0, submitter exchange | the `AuditRecord` (JSON) |
-//! | `audit_by_patient` | NHS number, decided-at, audit key | empty |
+//! | `decisions` | message id, 0, submitting exchange | decided-at (unix ns, big-endian), then the `AuditRecord` (postcard) |
+//! | `by_patient` | NHS number, decided-at, decision key | empty: the audit searchable by patient |
 //!
 //! De-duplication is per submitting exchange, so one exchange can neither
-//! learn the outcome of nor block another's message by reusing its id.
-//! Writes become durable only on [`Store::durable`], which shares one
-//! flush (fsync) among every writer waiting at the time (group commit).
+//! learn the outcome of nor block another's message by reusing its id; a
+//! decision older than the retention window no longer counts as a
+//! duplicate. Audit records are kept (an archival policy is for
+//! information governance to set). Writes become durable only on
+//! [`Store::durable`], which shares one flush (fsync) among every writer
+//! waiting at the time (group commit). Each decision costs two inserts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use lhcie_hub_core::AuditRecord;
 use time::OffsetDateTime;
@@ -41,24 +48,19 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    dedup: sled::Tree,
-    dedup_by_time: sled::Tree,
-    audit: sled::Tree,
-    audit_by_patient: sled::Tree,
+    decisions: sled::Tree,
+    by_patient: sled::Tree,
+    dedup_retention: Duration,
     commit: Arc<GroupCommit>,
     flusher: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
-fn dedup_key(submitter: &str, message_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(submitter.len() + 1 + message_id.len());
-    key.extend_from_slice(submitter.as_bytes());
-    key.push(0);
+fn decision_key(message_id: &str, submitter: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(message_id.len() + 1 + submitter.len());
     key.extend_from_slice(message_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(submitter.as_bytes());
     key
-}
-
-fn audit_key(message_id: &str, submitter: &str) -> Vec<u8> {
-    dedup_key(message_id, submitter)
 }
 
 fn nanos(at: OffsetDateTime) -> [u8; 8] {
@@ -66,50 +68,67 @@ fn nanos(at: OffsetDateTime) -> [u8; 8] {
     (at.unix_timestamp_nanos().max(0) as u64).to_be_bytes()
 }
 
+/// A stored decision: when, and the record.
+fn split(value: &[u8]) -> Result<(u64, &[u8]), StoreError> {
+    let decided = value
+        .get(..8)
+        .ok_or_else(|| StoreError::Corrupt("short decision record".into()))?;
+    let decided = u64::from_be_bytes(
+        decided
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("short decision record".into()))?,
+    );
+    Ok((decided, &value[8..]))
+}
+
 impl Store {
-    /// Opens (or creates) the store in `path` and starts its flusher.
-    pub fn open(path: &std::path::Path) -> Result<Self, StoreError> {
+    /// Opens (or creates) the store in `path` and starts its flusher. A
+    /// decision counts for de-duplication for `dedup_retention`.
+    pub fn open(path: &std::path::Path, dedup_retention: Duration) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(path).open()?;
         let commit = Arc::new(GroupCommit::new());
         let flusher = tokio::spawn(commit.clone().run(db.clone()));
         Ok(Self {
             flusher: Arc::new(std::sync::Mutex::new(Some(flusher))),
-            dedup: db.open_tree("dedup")?,
-            dedup_by_time: db.open_tree("dedup_by_time")?,
-            audit: db.open_tree("audit")?,
-            audit_by_patient: db.open_tree("audit_by_patient")?,
+            decisions: db.open_tree("decisions")?,
+            by_patient: db.open_tree("by_patient")?,
+            dedup_retention,
             db,
             commit,
         })
     }
 
-    /// The answer already given to `submitter` for `message_id`, if any.
-    pub fn answered(
+    /// The decision already made for `submitter`'s `message_id`, if it was
+    /// made within the retention window.
+    pub fn decided(
         &self,
         submitter: &str,
         message_id: &str,
-    ) -> Result<Option<sled::IVec>, StoreError> {
-        Ok(self.dedup.get(dedup_key(submitter, message_id))?)
+    ) -> Result<Option<AuditRecord>, StoreError> {
+        let Some(value) = self.decisions.get(decision_key(message_id, submitter))? else {
+            return Ok(None);
+        };
+        let (decided_at, record) = split(&value)?;
+        let cutoff = u64::from_be_bytes(nanos(OffsetDateTime::now_utc() - self.dedup_retention));
+        if decided_at < cutoff {
+            return Ok(None);
+        }
+        decode_audit(record).map(Some)
     }
 
-    /// Records a decision and the answer given (not yet durable: call
-    /// [`Store::durable`] before telling anyone).
-    pub fn record(&self, audit: &AuditRecord, answer: &[u8]) -> Result<(), StoreError> {
-        let key = audit_key(&audit.message_id, &audit.submitted_by);
-        let json = serde_json::to_vec(audit).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.audit.insert(&key, json)?;
+    /// Records a decision (not yet durable: call [`Store::durable`] before
+    /// telling anyone).
+    pub fn record(&self, audit: &AuditRecord) -> Result<(), StoreError> {
+        let key = decision_key(&audit.message_id, &audit.submitted_by);
+        let mut value = nanos(audit.decided_at).to_vec();
+        value =
+            postcard::to_extend(audit, value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.decisions.insert(&key, value)?;
         if let Some(nhs) = &audit.nhs_number {
             let mut index = nhs.as_bytes().to_vec();
             index.extend_from_slice(&nanos(audit.decided_at));
             index.extend_from_slice(&key);
-            self.audit_by_patient.insert(index, &[])?;
-        }
-        if !audit.message_id.is_empty() {
-            let dedup = dedup_key(&audit.submitted_by, &audit.message_id);
-            self.dedup.insert(&dedup, answer)?;
-            let mut by_time = nanos(audit.decided_at).to_vec();
-            by_time.extend_from_slice(&dedup);
-            self.dedup_by_time.insert(by_time, &[])?;
+            self.by_patient.insert(index, &[])?;
         }
         Ok(())
     }
@@ -123,10 +142,10 @@ impl Store {
     pub fn audit_of_message(&self, message_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
         let mut prefix = message_id.as_bytes().to_vec();
         prefix.push(0);
-        self.audit
+        self.decisions
             .scan_prefix(prefix)
             .values()
-            .map(|v| decode_audit(&v?))
+            .map(|v| decode_audit(split(&v?)?.1))
             .collect()
     }
 
@@ -138,15 +157,15 @@ impl Store {
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let mut records = Vec::new();
         for entry in self
-            .audit_by_patient
+            .by_patient
             .scan_prefix(nhs_number.as_bytes())
             .keys()
             .rev()
         {
             let index = entry?;
             let key = &index[nhs_number.len() + 8..];
-            if let Some(value) = self.audit.get(key)? {
-                records.push(decode_audit(&value)?);
+            if let Some(value) = self.decisions.get(key)? {
+                records.push(decode_audit(split(&value)?.1)?);
             }
             if records.len() >= limit {
                 break;
@@ -155,23 +174,14 @@ impl Store {
         Ok(records)
     }
 
-    /// Forgets de-duplication entries decided before `cutoff`. Returns how
-    /// many were removed.
-    pub fn purge_dedup_before(&self, cutoff: OffsetDateTime) -> Result<usize, StoreError> {
-        let end = nanos(cutoff);
-        let mut removed = 0;
-        for entry in self.dedup_by_time.range(..end.to_vec()) {
-            let (index, _) = entry?;
-            self.dedup.remove(&index[8..])?;
-            self.dedup_by_time.remove(&index)?;
-            removed += 1;
-        }
-        Ok(removed)
+    /// How many decisions are stored.
+    pub fn len(&self) -> usize {
+        self.decisions.len()
     }
 
-    /// How many message ids are remembered.
-    pub fn dedup_len(&self) -> usize {
-        self.dedup.len()
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.decisions.is_empty()
     }
 
     /// Flushes, stops the flusher and lets the database close once every
@@ -192,7 +202,7 @@ impl Store {
 }
 
 fn decode_audit(bytes: &[u8]) -> Result<AuditRecord, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Group commit: writers take a ticket after writing; one flusher task
@@ -296,29 +306,37 @@ mod tests {
         }
     }
 
+    const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
     #[tokio::test]
     async fn answers_are_remembered_per_submitter_and_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = Store::open(dir.path(), WEEK).unwrap();
             store
-                .record(
-                    &record("m1", "nwl-imperial", None, datetime!(2026-11-21 10:00 UTC)),
-                    b"answer",
-                )
+                .record(&record("m1", "nwl-imperial", None, now))
                 .unwrap();
             store.durable().await.unwrap();
             assert_eq!(
-                store.answered("nwl-imperial", "m1").unwrap().as_deref(),
-                Some(&b"answer"[..])
+                store
+                    .decided("nwl-imperial", "m1")
+                    .unwrap()
+                    .unwrap()
+                    .message_id,
+                "m1"
             );
-            assert_eq!(store.answered("ncl-royal-free", "m1").unwrap(), None);
+            assert_eq!(store.decided("ncl-royal-free", "m1").unwrap(), None);
             store.close().await.unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), WEEK).unwrap();
         assert_eq!(
-            store.answered("nwl-imperial", "m1").unwrap().as_deref(),
-            Some(&b"answer"[..])
+            store
+                .decided("nwl-imperial", "m1")
+                .unwrap()
+                .unwrap()
+                .submitted_by,
+            "nwl-imperial"
         );
         assert_eq!(store.audit_of_message("m1").unwrap().len(), 1);
     }
@@ -326,30 +344,31 @@ mod tests {
     #[tokio::test]
     async fn audit_is_searchable_by_patient_newest_first() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), WEEK).unwrap();
         let nhs = "9434765919";
         store
-            .record(
-                &record("a", "x1", Some(nhs), datetime!(2026-11-21 10:00 UTC)),
-                b"",
-            )
+            .record(&record(
+                "a",
+                "x1",
+                Some(nhs),
+                datetime!(2026-11-21 10:00 UTC),
+            ))
             .unwrap();
         store
-            .record(
-                &record("b", "x1", Some(nhs), datetime!(2026-11-21 11:00 UTC)),
-                b"",
-            )
+            .record(&record(
+                "b",
+                "x1",
+                Some(nhs),
+                datetime!(2026-11-21 11:00 UTC),
+            ))
             .unwrap();
         store
-            .record(
-                &record(
-                    "c",
-                    "x1",
-                    Some("9000000009"),
-                    datetime!(2026-11-21 12:00 UTC),
-                ),
-                b"",
-            )
+            .record(&record(
+                "c",
+                "x1",
+                Some("9000000009"),
+                datetime!(2026-11-21 12:00 UTC),
+            ))
             .unwrap();
         let found: Vec<String> = store
             .audit_of_patient(nhs, 10)
@@ -362,44 +381,43 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn old_dedup_entries_are_purged_and_recent_ones_kept() {
+    async fn decisions_older_than_the_retention_window_are_not_duplicates() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), WEEK).unwrap();
+        let now = OffsetDateTime::now_utc();
         store
-            .record(
-                &record("old", "x1", None, datetime!(2026-11-01 00:00 UTC)),
-                b"",
-            )
+            .record(&record(
+                "old",
+                "x1",
+                None,
+                now - WEEK - Duration::from_secs(60),
+            ))
             .unwrap();
         store
-            .record(
-                &record("new", "x1", None, datetime!(2026-11-20 00:00 UTC)),
-                b"",
-            )
+            .record(&record(
+                "new",
+                "x1",
+                None,
+                now - WEEK + Duration::from_secs(60),
+            ))
             .unwrap();
-        assert_eq!(
-            store
-                .purge_dedup_before(datetime!(2026-11-14 00:00 UTC))
-                .unwrap(),
-            1
-        );
-        assert!(store.answered("x1", "old").unwrap().is_none());
-        assert!(store.answered("x1", "new").unwrap().is_some());
-        // The audit is kept.
+        assert!(store.decided("x1", "old").unwrap().is_none());
+        assert!(store.decided("x1", "new").unwrap().is_some());
+        // The audit is kept either way.
         assert_eq!(store.audit_of_message("old").unwrap().len(), 1);
     }
 
     #[tokio::test]
     async fn many_concurrent_writers_share_flushes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), WEEK).unwrap();
         let mut tasks = Vec::new();
         for i in 0..500 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
                 let id = format!("m{i}");
                 store
-                    .record(&record(&id, "x1", None, OffsetDateTime::now_utc()), b"ok")
+                    .record(&record(&id, "x1", None, OffsetDateTime::now_utc()))
                     .unwrap();
                 store.durable().await.unwrap();
             }));
@@ -407,6 +425,6 @@ mod tests {
         for task in tasks {
             task.await.unwrap();
         }
-        assert_eq!(store.dedup_len(), 500);
+        assert_eq!(store.len(), 500);
     }
 }

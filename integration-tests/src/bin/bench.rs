@@ -1,0 +1,392 @@
+//! `make bench`: the hub's throughput and latency against raw RabbitMQ,
+//! measured in one run on one machine, with real processes.
+//!
+//! - `hub_raw_rabbitmq`: the reference: a publisher with confirms (window
+//!   1000) to a quorum queue and a consumer with manual acks, 1.5 KB
+//!   persistent messages.
+//! - `hub_grpc_ingress`: adapter → hub over gRPC (mutual TLS, pipelined,
+//!   window 1000) → policy check → egress quorum queue → the same consumer.
+//! - `hub_amqp_ingress`: adapter → ingress quorum queue (confirms, window
+//!   1000) → hub → egress queue → the same consumer.
+//! - `hub_latency_p50_at_2000` / `hub_latency_p99_at_2000`: end-to-end
+//!   latency (submit → consumer) on the gRPC path at a fixed offered load of
+//!   2,000 envelopes/s.
+//!
+//! Prints one `BENCH` line per figure. Build in release first
+//! (`make bench` does).
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel};
+use lhcie_integration_tests::env::TestEnv;
+use lhcie_integration_tests::hub::HubProcess;
+use lhcie_integration_tests::traffic::discharge_summary;
+use lhcie_proto::canonical as pb;
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+
+const SIZE: usize = 1500;
+const WINDOW: usize = 1000;
+
+fn count() -> usize {
+    std::env::var("LHCIE_BENCH_COUNT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40_000)
+}
+
+fn line(name: &str, value: f64, unit: &str, ratio: Option<f64>, target: Option<&str>) {
+    let mut text = format!("BENCH {name} value={value:.1} unit={unit}");
+    if let Some(ratio) = ratio {
+        text.push_str(&format!(" ratio={ratio:.2}"));
+    }
+    if let Some(target) = target {
+        text.push_str(&format!(" target={target}"));
+    }
+    println!("{text}");
+}
+
+/// Consumes `total` messages from `queue` with manual acks (prefetch 1000,
+/// acknowledged 100 at a time),
+/// calling `each` with every body; returns when all have arrived.
+async fn consume(
+    channel: Channel,
+    queue: String,
+    total: usize,
+    mut each: impl FnMut(&[u8]) + Send + 'static,
+) -> tokio::task::JoinHandle<Instant> {
+    channel
+        .basic_qos(1000, BasicQosOptions::default())
+        .await
+        .unwrap();
+    let mut consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            "bench".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        // Manual acks, every 100 deliveries with `multiple` (and the last
+        // one), as high-throughput consumers do.
+        let mut seen = 0;
+        while seen < total {
+            let delivery = consumer
+                .next()
+                .await
+                .expect("consumer open")
+                .expect("delivery");
+            each(&delivery.data);
+            seen += 1;
+            if seen % 100 == 0 || seen == total {
+                delivery
+                    .acker
+                    .ack(BasicAckOptions { multiple: true })
+                    .await
+                    .unwrap();
+            }
+        }
+        Instant::now()
+    })
+}
+
+/// Publishes with publisher confirms and a sliding window: at most
+/// `WINDOW` messages unconfirmed at any time.
+async fn publish_window(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    bodies: &[Vec<u8>],
+    user: Option<&str>,
+) {
+    let mut unconfirmed = futures::stream::FuturesUnordered::new();
+    for body in bodies {
+        if unconfirmed.len() >= WINDOW {
+            let confirmation: lapin::Result<lapin::Confirmation> =
+                unconfirmed.next().await.expect("a pending confirm");
+            assert!(confirmation.unwrap().is_ack());
+        }
+        let mut properties = BasicProperties::default().with_delivery_mode(2);
+        if let Some(user) = user {
+            properties = properties.with_user_id(user.into());
+        }
+        let confirm = channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await
+            .unwrap();
+        unconfirmed.push(confirm);
+    }
+    while let Some(confirmation) = unconfirmed.next().await {
+        assert!(confirmation.unwrap().is_ack());
+    }
+}
+
+/// (a) Raw RabbitMQ with the same sizes and durability.
+async fn raw_rabbitmq(env: &TestEnv, total: usize) -> f64 {
+    let queue = format!("{}.bench.raw", env.prefix);
+    let connection = lhcie_broker::connect(&env.broker(), "bench raw publisher")
+        .await
+        .unwrap();
+    let consumer_connection = lhcie_broker::connect(&env.broker(), "bench raw consumer")
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            arguments,
+        )
+        .await
+        .unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let body = vec![b'x'; SIZE];
+    let bodies: Vec<Vec<u8>> = (0..total).map(|_| body.clone()).collect();
+    let done = consume(
+        consumer_connection.create_channel().await.unwrap(),
+        queue.clone(),
+        total,
+        |_| {},
+    )
+    .await;
+    let start = Instant::now();
+    publish_window(&channel, "", &queue, &bodies, None).await;
+    let end = done.await.unwrap();
+    channel
+        .queue_delete(queue.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    let _ = connection.close(200, "done".into()).await;
+    let _ = consumer_connection.close(200, "done".into()).await;
+    total as f64 / (end - start).as_secs_f64()
+}
+
+fn envelopes(total: usize) -> Vec<pb::Envelope> {
+    (0..total)
+        .map(|_| discharge_summary("nwl-imperial", "RYJ", &["RAL"], SIZE))
+        .collect()
+}
+
+async fn egress_consumer(
+    env: &TestEnv,
+    total: usize,
+    each: impl FnMut(&[u8]) + Send + 'static,
+) -> (lapin::Connection, tokio::task::JoinHandle<Instant>) {
+    let connection = lhcie_broker::connect(&env.broker(), "bench egress consumer")
+        .await
+        .unwrap();
+    let queue = env.names().egress_queue(&"ncl-royal-free".parse().unwrap());
+    let done = consume(
+        connection.create_channel().await.unwrap(),
+        queue,
+        total,
+        each,
+    )
+    .await;
+    (connection, done)
+}
+
+/// (b) The gRPC ingress path.
+async fn grpc_ingress(env: &TestEnv, total: usize) -> f64 {
+    let (connection, done) = egress_consumer(env, total, |_| {}).await;
+    let shutdown = CancellationToken::new();
+    let (uplink, mut answers) =
+        lhcie_adapter_kit::Uplink::start(env.connection("nwl-imperial"), WINDOW, shutdown.clone());
+    let all = envelopes(total);
+    tokio::spawn(async move { while answers.recv().await.is_some() {} });
+    let start = Instant::now();
+    for envelope in all {
+        uplink.submit(envelope).await.unwrap();
+    }
+    let end = done.await.unwrap();
+    shutdown.cancel();
+    let _ = connection.close(200, "done".into()).await;
+    total as f64 / (end - start).as_secs_f64()
+}
+
+/// (c) The AMQP ingress path.
+async fn amqp_ingress(
+    env: &TestEnv,
+    identity: &lhcie_adapter_kit::amqp::AmqpIdentity,
+    total: usize,
+) -> f64 {
+    let (connection, done) = egress_consumer(env, total, |_| {}).await;
+    let publisher = lhcie_broker::connect(&identity.broker, "bench amqp publisher")
+        .await
+        .unwrap();
+    let channel = publisher.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let bodies: Vec<Vec<u8>> = envelopes(total)
+        .iter()
+        .map(Message::encode_to_vec)
+        .collect();
+    let user = env.names().adapter_user(&identity.exchange);
+    let start = Instant::now();
+    publish_window(
+        &channel,
+        &env.names().ingress_exchange(),
+        "",
+        &bodies,
+        Some(&user),
+    )
+    .await;
+    let end = done.await.unwrap();
+    let _ = publisher.close(200, "done".into()).await;
+    let _ = connection.close(200, "done".into()).await;
+    total as f64 / (end - start).as_secs_f64()
+}
+
+/// End-to-end latency at a fixed offered load on the gRPC path: each
+/// envelope carries its submit time; the consumer measures on arrival.
+async fn latency_at(env: &TestEnv, rate: u64, seconds: u64) -> (f64, f64) {
+    let total = (rate * seconds) as usize;
+    let latencies = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(total)));
+    let record = latencies.clone();
+    let (connection, done) = egress_consumer(env, total, move |body| {
+        let now = time::OffsetDateTime::now_utc();
+        let envelope = pb::Envelope::decode(body).expect("envelope");
+        let sent = envelope.created_at.expect("created_at");
+        let sent = time::OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(sent.seconds) * 1_000_000_000 + i128::from(sent.nanos),
+        )
+        .unwrap();
+        record
+            .lock()
+            .unwrap()
+            .push((now - sent).as_seconds_f64() * 1000.0);
+    })
+    .await;
+    let shutdown = CancellationToken::new();
+    let (uplink, mut answers) =
+        lhcie_adapter_kit::Uplink::start(env.connection("nwl-imperial"), WINDOW, shutdown.clone());
+    tokio::spawn(async move { while answers.recv().await.is_some() {} });
+    let prepared = envelopes(total);
+    let interval = Duration::from_nanos(1_000_000_000 / rate);
+    let start = tokio::time::Instant::now();
+    for (i, mut envelope) in prepared.into_iter().enumerate() {
+        tokio::time::sleep_until(start + interval * i as u32).await;
+        let now = time::OffsetDateTime::now_utc();
+        envelope.created_at = Some(prost_types::Timestamp {
+            seconds: now.unix_timestamp(),
+            nanos: now.nanosecond() as i32,
+        });
+        uplink.submit(envelope).await.unwrap();
+    }
+    done.await.unwrap();
+    shutdown.cancel();
+    let _ = connection.close(200, "done".into()).await;
+    let arrival_order = latencies.lock().unwrap().clone();
+    let mut values = arrival_order.clone();
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() as f64 - 1.0) * q).round() as usize];
+    if std::env::var_os("LHCIE_BENCH_VERBOSE").is_some() {
+        eprintln!(
+            "latency p90 {:.1} p95 {:.1} p999 {:.1} max {:.1} ms",
+            at(0.90),
+            at(0.95),
+            at(0.999),
+            at(1.0)
+        );
+        for (i, chunk) in arrival_order.chunks(2000).enumerate() {
+            let worst = chunk.iter().copied().fold(0.0, f64::max);
+            eprintln!(
+                "  arrivals {}..{}: worst {worst:.1} ms",
+                i * 2000,
+                i * 2000 + chunk.len()
+            );
+        }
+    }
+    (at(0.50), at(0.99))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let total = count();
+    let env = TestEnv::new("bench");
+    let identities = env.provision_users(&["nwl-imperial"]).await;
+    let hub = HubProcess::start(&env).await;
+    eprintln!("bench: {total} messages of {SIZE} bytes per throughput run, window {WINDOW}");
+
+    if std::env::var("LHCIE_BENCH_ONLY").as_deref() == Ok("raw") {
+        let raw = raw_rabbitmq(&env, total).await;
+        line("hub_raw_rabbitmq", raw, "msg/s", None, None);
+        drop(hub);
+        env.cleanup().await;
+        return;
+    }
+    if std::env::var("LHCIE_BENCH_ONLY").as_deref() == Ok("grpc") {
+        let _ = grpc_ingress(&env, 5_000).await;
+        let grpc = grpc_ingress(&env, total).await;
+        line("hub_grpc_ingress", grpc, "msg/s", None, None);
+        drop(hub);
+        env.cleanup().await;
+        return;
+    }
+    if std::env::var("LHCIE_BENCH_ONLY").as_deref() == Ok("latency") {
+        let _ = grpc_ingress(&env, 5_000).await;
+        let (p50, p99) = latency_at(&env, 2000, 10).await;
+        line("hub_latency_p50_at_2000", p50, "ms", None, None);
+        line("hub_latency_p99_at_2000", p99, "ms", None, Some("<=25"));
+        drop(hub);
+        env.cleanup().await;
+        return;
+    }
+    // Warm up the hub, the broker and the connections.
+    let _ = grpc_ingress(&env, 5_000).await;
+    let raw = raw_rabbitmq(&env, total).await;
+    let grpc = grpc_ingress(&env, total).await;
+    let amqp = amqp_ingress(&env, &identities[0], total).await;
+    let (p50, p99) = latency_at(&env, 2000, 10).await;
+
+    line("hub_raw_rabbitmq", raw, "msg/s", None, None);
+    line(
+        "hub_grpc_ingress",
+        grpc,
+        "msg/s",
+        Some(grpc / raw),
+        Some(">=0.8"),
+    );
+    line(
+        "hub_amqp_ingress",
+        amqp,
+        "msg/s",
+        Some(amqp / raw),
+        Some(">=0.45"),
+    );
+    line("hub_latency_p50_at_2000", p50, "ms", None, None);
+    line("hub_latency_p99_at_2000", p99, "ms", None, Some("<=25"));
+
+    drop(hub);
+    env.cleanup().await;
+}

@@ -21,9 +21,10 @@ use lhcie_hub_core::Ingress;
 use lhcie_model::ExchangeId;
 use lhcie_proto::canonical as pb;
 use prost::Message;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::ack_coalescer::AckCoalescer;
 use crate::link::Link;
 use crate::router::{Hold, Router};
 
@@ -82,36 +83,85 @@ async fn consume(
         .map_err(|e| e.to_string())?;
     consuming.send_replace(true);
     tracing::info!(prefetch, "consuming the ingress queue");
-    let slots = Arc::new(Semaphore::new(usize::from(prefetch)));
+    // Handled deliveries come back here to be acknowledged, many at a time
+    // where their tags are contiguous (see `AckCoalescer`).
+    let (finished, mut finished_tags) = mpsc::unbounded_channel::<(u64, Settle)>();
+    let mut coalescer = AckCoalescer::new();
+    let mut in_hand = 0usize;
+    let mut stopping = false;
     loop {
+        if stopping && in_hand == 0 {
+            let _ = channel.close(200, "hub shutting down".into()).await;
+            return Ok(());
+        }
         tokio::select! {
-            delivery = consumer.next() => match delivery {
+            delivery = consumer.next(), if !stopping => match delivery {
                 Some(Ok(delivery)) => {
-                    let slot = slots.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+                    in_hand += 1;
                     let router = router.clone();
+                    let finished = finished.clone();
                     tokio::spawn(async move {
-                        process(&router, delivery).await;
-                        drop(slot);
+                        let tag = delivery.delivery_tag;
+                        let settle = process(&router, delivery).await;
+                        let _ = finished.send((tag, settle));
                     });
                 }
                 Some(Err(error)) => return Err(format!("consumer failed: {error}")),
                 None => return Err("the broker cancelled the consumer".into()),
             },
-            _ = shutdown.cancelled() => {
+            Some((tag, settle)) = finished_tags.recv() => {
+                in_hand -= 1;
+                match settle {
+                    Settle::Ack => {
+                        if let Some(up_to) = coalescer.finish(tag) {
+                            channel
+                                .basic_ack(up_to, BasicAckOptions { multiple: true })
+                                .await
+                                .map_err(|e| format!("ack failed: {e}"))?;
+                        }
+                    }
+                    Settle::Requeue => {
+                        // Rare (the store failed): settle it alone, and
+                        // count it as done for the contiguous prefix.
+                        let _ = channel
+                            .basic_nack(tag, BasicNackOptions { requeue: true, multiple: false })
+                            .await;
+                        if let Some(up_to) = coalescer.finish(tag) {
+                            let _ = channel.basic_ack(up_to, BasicAckOptions { multiple: true }).await;
+                        }
+                    }
+                    // Left to the broker: it comes back when the channel
+                    // closes, which happens with the connection.
+                    Settle::Leave => {
+                        // Closing the channel returns every unacknowledged
+                        // delivery to the queue at once.
+                        let _ = channel.close(200, "broker link failed while routing".into()).await;
+                        return Err("the broker link failed while routing".into());
+                    }
+                }
+            }
+            _ = shutdown.cancelled(), if !stopping => {
                 // Stop taking new envelopes, finish those in hand, then go.
                 let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
                 consuming.send_replace(false);
-                let all = u32::from(prefetch);
-                let _ = slots.acquire_many(all).await;
-                let _ = channel.close(200, "hub shutting down".into()).await;
-                return Ok(());
+                stopping = true;
             }
         }
     }
 }
 
-/// Handles one envelope from the ingress queue.
-async fn process(router: &Router, delivery: Delivery) {
+/// What to do with a handled delivery.
+enum Settle {
+    /// Its outcome is durable.
+    Ack,
+    /// Return it to the queue.
+    Requeue,
+    /// Leave it unacknowledged (the channel is going down).
+    Leave,
+}
+
+/// Handles one envelope from the ingress queue; says how to settle it.
+async fn process(router: &Router, delivery: Delivery) -> Settle {
     let message_id = delivery
         .properties
         .message_id()
@@ -120,51 +170,45 @@ async fn process(router: &Router, delivery: Delivery) {
         .unwrap_or_default();
     let Some(submitter) = submitter(router, &delivery) else {
         tracing::warn!(%message_id, "envelope from an unidentified publisher; dead-lettering it");
-        settle_dead_lettered(router, delivery, &message_id, None, "unidentified-publisher",
-            "the user-id property is missing or is not the broker user of an exchange in the topology").await;
-        return;
+        return dead_letter(
+            router,
+            &delivery,
+            &message_id,
+            None,
+            "unidentified-publisher",
+            "the user-id property is missing or is not the broker user of an exchange in the topology",
+        )
+        .await;
     };
     let wire = match pb::Envelope::decode(delivery.data.as_slice()) {
         Ok(wire) => wire,
         Err(error) => {
             tracing::warn!(%message_id, %submitter, "not a canonical envelope; dead-lettering it");
-            settle_dead_lettered(
+            let detail = format!("the body is not a protobuf lhcie.canonical.v1.Envelope: {error}");
+            return dead_letter(
                 router,
-                delivery,
+                &delivery,
                 &message_id,
                 Some(&submitter),
                 "not-an-envelope",
-                &format!("the body is not a protobuf lhcie.canonical.v1.Envelope: {error}"),
+                &detail,
             )
             .await;
-            return;
         }
     };
     match router
         .submit(wire, &delivery.data, &submitter, Ingress::Amqp)
         .await
     {
-        Ok(_) => {
-            if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
-                // The outcome is durable; the broker will redeliver and the
-                // de-duplication record answers the second time.
-                tracing::warn!(%message_id, %error, "ack failed after routing");
-            }
-        }
+        Ok(_) => Settle::Ack,
         Err(Hold::Store(reason)) => {
             tracing::error!(%message_id, %reason, "cannot record the outcome; returning the envelope to the queue");
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let _ = delivery
-                .acker
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
+            Settle::Requeue
         }
         // The channel is closing with the connection or the hub; the broker
         // keeps the envelope for the next consumer.
-        Err(Hold::Broker(_) | Hold::ShuttingDown) => {}
+        Err(Hold::Broker(_) | Hold::ShuttingDown) => Settle::Leave,
     }
 }
 
@@ -174,14 +218,15 @@ fn submitter(router: &Router, delivery: &Delivery) -> Option<ExchangeId> {
     router.knows_exchange(&exchange).then_some(exchange)
 }
 
-async fn settle_dead_lettered(
+/// Dead-letters with the reason; the delivery can then be acked.
+async fn dead_letter(
     router: &Router,
-    delivery: Delivery,
+    delivery: &Delivery,
     message_id: &str,
     submitter: Option<&ExchangeId>,
     reason: &str,
     detail: &str,
-) {
+) -> Settle {
     let submitted_by = submitter
         .map(ExchangeId::to_string)
         .unwrap_or_else(|| "unknown".into());
@@ -189,11 +234,10 @@ async fn settle_dead_lettered(
         .dead_letter(&delivery.data, message_id, &submitted_by, reason, detail)
         .await
     {
-        Ok(()) => {
-            let _ = delivery.acker.ack(BasicAckOptions::default()).await;
-        }
+        Ok(()) => Settle::Ack,
         Err(hold) => {
-            tracing::warn!(%message_id, %hold, "cannot dead-letter now; the broker will deliver it again")
+            tracing::warn!(%message_id, %hold, "cannot dead-letter now; the broker will deliver it again");
+            Settle::Leave
         }
     }
 }

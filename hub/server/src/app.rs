@@ -152,7 +152,7 @@ pub async fn run(
         .max_envelope_bytes
         .saturating_mul(2)
         .max(64 * 1024);
-    let mut server = tonic::transport::Server::builder();
+    let mut server = tonic::transport::Server::builder().tcp_nodelay(true);
     if let Some(tls) = tls {
         server = server.tls_config(tls).context("configuring TLS")?;
     }

@@ -12,6 +12,7 @@
 //!
 //! The binary is `hub` (`src/main.rs`).
 
+pub mod ack_coalescer;
 pub mod adapters;
 pub mod admin;
 pub mod amqp_ingress;

@@ -80,7 +80,14 @@ fn main() -> ExitCode {
     }
     init_logging();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Store operations are synchronous and can stall for a moment (sled
+    // segment roll-over); more workers than cores keep one such stall from
+    // freezing half the hub.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(4, |n| n.get() * 2))
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("hub: cannot start the async runtime: {error}");

@@ -57,6 +57,9 @@ pub enum Hold {
 pub const RECIPIENTS_HEADER: &str = "lhcie-recipients";
 /// The header naming the exchange that submitted an envelope.
 pub const SUBMITTED_BY_HEADER: &str = "lhcie-submitted-by";
+/// The header carrying when the hub decided (unix nanoseconds), for
+/// per-stage latency.
+pub const DECIDED_AT_HEADER: &str = "lhcie-decided-at";
 /// The header carrying the reason an envelope was dead-lettered.
 pub const REJECT_REASON_HEADER: &str = "lhcie-reject-reason";
 /// The header carrying the detail of that reason.
@@ -316,6 +319,7 @@ impl Router {
                 headers: vec![
                     (RECIPIENTS_HEADER, recipients.join(",")),
                     (SUBMITTED_BY_HEADER, submitter.to_string()),
+                    (DECIDED_AT_HEADER, now.unix_timestamp_nanos().to_string()),
                 ],
             })
         });

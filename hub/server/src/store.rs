@@ -85,7 +85,13 @@ impl Store {
     /// Opens (or creates) the store in `path` and starts its flusher. A
     /// decision counts for de-duplication for `dedup_retention`.
     pub fn open(path: &std::path::Path, dedup_retention: Duration) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).open()?;
+        // The hub flushes explicitly (group commit), so sled's own periodic
+        // flusher only adds wake-ups; throughput mode favours the write path.
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
+            .open()?;
         let commit = Arc::new(GroupCommit::new());
         let flusher = tokio::spawn(commit.clone().run(db.clone()));
         Ok(Self {

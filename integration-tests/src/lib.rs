@@ -36,7 +36,15 @@ pub fn binary(name: &str) -> std::path::PathBuf {
 }
 
 /// Installs the ring crypto provider once per process (tests that make TLS
-/// clients need it).
+/// clients need it), and sends the in-process components' warnings (the
+/// adapter kit's, when tests use it) to the test's output.
 pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LHCIE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
 }

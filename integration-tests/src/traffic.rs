@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lhcie_adapter_kit::amqp::{self, AmqpIdentity};
-use lhcie_adapter_kit::{Disposition, HubConnection, ReceiverStats, SeenStore, Uplink};
+use lhcie_adapter_kit::{Disposition, HubConnection, Incoming, ReceiverStats, SeenStore, Uplink};
 use lhcie_model::{MessageId, OdsCode, Party, Recipient, RecipientIntent, examples};
 use lhcie_proto::{canonical as pb, hub as hubpb};
 use prost::Message;
@@ -131,6 +131,18 @@ impl Received {
         self.handed.lock().unwrap().contains_key(message_id)
     }
 
+    /// Waits until `count` distinct ids arrived; false after `timeout`.
+    pub async fn arrived(&self, count: usize, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.distinct() < count {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
     /// Waits until `count` distinct ids arrived, or panics after `timeout`.
     pub async fn wait_for(&self, count: usize, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -161,21 +173,26 @@ impl Receiver {
     }
 }
 
-/// Receives an exchange's deliveries over AMQP as its broker user.
-pub fn receive_amqp(identity: AmqpIdentity) -> Receiver {
+/// Starts a receiver whose local system records every message id handed
+/// to it; `run` is the kit's receive loop (gRPC or AMQP) given the handler
+/// and the shutdown token.
+fn spawn_receiver<R>(
+    run: impl FnOnce(
+        Box<dyn FnMut(Incoming) -> std::future::Ready<Disposition> + Send>,
+        CancellationToken,
+    ) -> R,
+) -> Receiver
+where
+    R: std::future::Future<Output = ReceiverStats> + Send + 'static,
+{
     let received = Received::default();
     let shutdown = CancellationToken::new();
     let record = received.clone();
-    let task = tokio::spawn(amqp::receive(
-        identity,
-        500,
-        SeenStore::temporary().unwrap(),
-        move |incoming| {
-            record.record(&incoming.envelope.message_id);
-            async { Disposition::Delivered }
-        },
-        shutdown.clone(),
-    ));
+    let handler = Box::new(move |incoming: Incoming| {
+        record.record(&incoming.envelope.message_id);
+        std::future::ready(Disposition::Delivered)
+    });
+    let task = tokio::spawn(run(handler, shutdown.clone()));
     Receiver {
         received,
         shutdown,
@@ -183,26 +200,30 @@ pub fn receive_amqp(identity: AmqpIdentity) -> Receiver {
     }
 }
 
+/// Receives an exchange's deliveries over AMQP as its broker user.
+pub fn receive_amqp(identity: AmqpIdentity) -> Receiver {
+    spawn_receiver(|handler, shutdown| {
+        amqp::receive(
+            identity,
+            500,
+            SeenStore::temporary().unwrap(),
+            handler,
+            shutdown,
+        )
+    })
+}
+
 /// Receives an exchange's deliveries over gRPC from the hub.
 pub fn receive_grpc(connection: HubConnection) -> Receiver {
-    let received = Received::default();
-    let shutdown = CancellationToken::new();
-    let record = received.clone();
-    let task = tokio::spawn(lhcie_adapter_kit::receive(
-        connection,
-        500,
-        SeenStore::temporary().unwrap(),
-        move |incoming| {
-            record.record(&incoming.envelope.message_id);
-            async { Disposition::Delivered }
-        },
-        shutdown.clone(),
-    ));
-    Receiver {
-        received,
-        shutdown,
-        task,
-    }
+    spawn_receiver(|handler, shutdown| {
+        lhcie_adapter_kit::receive(
+            connection,
+            500,
+            SeenStore::temporary().unwrap(),
+            handler,
+            shutdown,
+        )
+    })
 }
 
 /// Publishes envelopes to the ingress exchange as an adapter, all confirms
@@ -290,4 +311,26 @@ pub fn header_text(headers: &lapin::types::FieldTable, name: &str) -> Option<Str
         lapin::types::AMQPValue::ShortString(value) => Some(value.to_string()),
         _ => None,
     }
+}
+
+/// The depth of every queue of the environment, for failure messages.
+pub async fn describe_queues(env: &crate::env::TestEnv) -> String {
+    let names = env.names();
+    let mut queues = vec![
+        names.ingress_queue(),
+        names.dead_letter_queue(&lhcie_broker::Destination::Ingress),
+    ];
+    for (exchange, _, _) in crate::env::EXCHANGES {
+        let id = exchange.parse().unwrap();
+        queues.push(names.egress_queue(&id));
+        queues.push(names.dead_letter_queue(&lhcie_broker::Destination::Exchange(id)));
+    }
+    let mut text = String::new();
+    for queue in queues {
+        text.push_str(&format!(
+            "{queue}: {} ready\n",
+            queue_depth(env, &queue).await
+        ));
+    }
+    text
 }

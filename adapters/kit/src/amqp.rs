@@ -22,6 +22,26 @@ use tokio_util::sync::CancellationToken;
 use crate::dedup::SeenStore;
 use crate::receiver::{Disposition, Incoming, ReceiverStats};
 
+/// The longest a broker operation (publish confirm, ack, close) may take:
+/// the client library does not always resolve one on a connection that
+/// died under it, and a receiver stuck in one would stop for good.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs a broker operation with [`OPERATION_TIMEOUT`].
+async fn bounded<T, E: std::fmt::Display>(
+    what: &str,
+    operation: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(OPERATION_TIMEOUT, operation).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(format!("{what}: {error}")),
+        Err(_) => Err(format!(
+            "{what}: no answer within {} s",
+            OPERATION_TIMEOUT.as_secs()
+        )),
+    }
+}
+
 /// An adapter's broker identity.
 #[derive(Debug, Clone)]
 pub struct AmqpIdentity {
@@ -99,9 +119,10 @@ impl AmqpUplink {
                 properties,
             )
             .await
-            .map_err(|e| AmqpError(e.to_string()))?
-            .await
             .map_err(|e| AmqpError(e.to_string()))?;
+        let confirm = bounded("publisher confirm", confirm)
+            .await
+            .map_err(AmqpError)?;
         if confirm.is_ack() && confirm.take_message().is_none() {
             Ok(())
         } else {
@@ -188,14 +209,26 @@ where
         .map_err(|e| e.to_string())?;
     let mut unflushed: Vec<lapin::Acker> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(5));
+    let mut liveness = tokio::time::interval(lhcie_broker::liveness::STALL_AFTER);
+    let mut last_delivery = tokio::time::Instant::now();
     let result = loop {
         tokio::select! {
+            _ = liveness.tick() => {
+                if unflushed.is_empty()
+                    && last_delivery.elapsed() >= lhcie_broker::liveness::STALL_AFTER
+                    && lhcie_broker::liveness::stalled(&connection, &queue).await
+                {
+                    break Err("messages are waiting but none arrived; subscribing again".into());
+                }
+            }
             delivery = consumer.next() => match delivery {
                 Some(Ok(delivery)) => {
+                    last_delivery = tokio::time::Instant::now();
                     let envelope = match pb::Envelope::decode(delivery.data.as_slice()) {
                         Ok(envelope) => envelope,
                         Err(_) => {
-                            let _ = delivery.acker.nack(BasicNackOptions { requeue: false, ..Default::default() }).await;
+                            let reject = delivery.acker.nack(BasicNackOptions { requeue: false, ..Default::default() });
+                            bounded("dead-lettering", reject).await?;
                             continue;
                         }
                     };
@@ -213,10 +246,12 @@ where
                             unflushed.push(delivery.acker);
                         }
                         Disposition::Retry => {
-                            let _ = delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+                            let retry = delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() });
+                            bounded("nack", retry).await?;
                         }
                         Disposition::Rejected(_) => {
-                            let _ = delivery.acker.nack(BasicNackOptions { requeue: false, ..Default::default() }).await;
+                            let reject = delivery.acker.nack(BasicNackOptions { requeue: false, ..Default::default() });
+                            bounded("dead-lettering", reject).await?;
                         }
                     }
                     if unflushed.len() >= 256 {
@@ -233,9 +268,11 @@ where
             }
         }
     };
-    let _ = connection
-        .close(200, "adapter receiver stopping".into())
-        .await;
+    let _ = bounded(
+        "closing",
+        connection.close(200, "adapter receiver stopping".into()),
+    )
+    .await;
     result
 }
 
@@ -245,10 +282,7 @@ async fn flush_and_ack(seen: &SeenStore, unflushed: &mut Vec<lapin::Acker>) -> R
     }
     seen.flush().await.map_err(|e| e.to_string())?;
     for acker in unflushed.drain(..) {
-        acker
-            .ack(BasicAckOptions::default())
-            .await
-            .map_err(|e| e.to_string())?;
+        bounded("ack", acker.ack(BasicAckOptions::default())).await?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 //!   durable quorum queues, a dead-letter exchange and queue per
 //!   destination, a delivery limit so a poison message never blocks a queue.
 //! - [`mod@connect`]: opening a connection.
+//! - [`liveness`]: noticing a consumer the broker stopped feeding.
 //! - [`users`]: one broker user per exchange's adapter, with
 //!   least-privilege permissions.
 //!
@@ -19,6 +20,7 @@
 pub mod bootstrap;
 pub mod connect;
 pub mod error;
+pub mod liveness;
 pub mod names;
 pub mod users;
 

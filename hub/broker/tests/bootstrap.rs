@@ -306,3 +306,40 @@ async fn a_conflicting_queue_is_reported_not_replaced() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_idle_consumer_is_stalled_only_if_messages_wait() {
+    let prefix = unique_prefix();
+    let exchange = ExchangeId::parse("nwl-imperial").unwrap();
+    let topology = BrokerTopology::new(Names::new(&prefix), [exchange.clone()], 5);
+    let declared = topology.clone();
+    with_cleanup(&topology, async move {
+        let (connection, channel) = open().await;
+        declared.declare(&channel).await.unwrap();
+        let queue = declared.names().egress_queue(&exchange);
+        assert_eq!(
+            lhcie_broker::liveness::ready_messages(&connection, &queue)
+                .await
+                .unwrap(),
+            0
+        );
+        assert!(!lhcie_broker::liveness::stalled(&connection, &queue).await);
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        publish(
+            &channel,
+            &declared.names().egress_exchange(),
+            exchange.as_str(),
+            b"waiting",
+        )
+        .await;
+        assert!(lhcie_broker::liveness::stalled(&connection, &queue).await);
+        assert!(
+            lhcie_broker::liveness::stalled(&connection, "no-such-queue").await,
+            "unanswerable counts as stalled"
+        );
+    })
+    .await;
+}

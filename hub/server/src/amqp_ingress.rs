@@ -63,41 +63,96 @@ async fn consume(
     shutdown: &CancellationToken,
 ) -> Result<(), String> {
     let channel = link
-        .connection
-        .create_channel()
-        .await
-        .map_err(|e| e.to_string())?;
-    channel
-        .basic_qos(prefetch, BasicQosOptions::default())
-        .await
-        .map_err(|e| e.to_string())?;
+        .guard("opening a channel", link.connection.create_channel())
+        .await?;
+    link.guard(
+        "setting the prefetch",
+        channel.basic_qos(prefetch, BasicQosOptions::default()),
+    )
+    .await?;
     let tag = format!("hub-ingress-{}", std::process::id());
-    let mut consumer = channel
-        .basic_consume(
-            router.names().ingress_queue().as_str().into(),
-            tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
+    let queue = router.names().ingress_queue();
+    let mut consumer = link
+        .guard(
+            "consuming the ingress queue",
+            channel.basic_consume(
+                queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            ),
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     consuming.send_replace(true);
     tracing::info!(prefetch, "consuming the ingress queue");
+    let outcome = receive(
+        router,
+        link,
+        &channel,
+        &mut consumer,
+        &tag,
+        &queue,
+        consuming,
+        shutdown,
+    )
+    .await;
+    consuming.send_replace(false);
+    // Closing the channel returns every unacknowledged delivery to the
+    // queue at once (on shutdown, after everything in hand is settled).
+    let _ = link
+        .guard(
+            "closing the channel",
+            channel.close(200, "ingress consumer stopping".into()),
+        )
+        .await;
+    outcome
+}
+
+/// The consumer loop. Every broker operation in it is guarded (timeout,
+/// broken link), so it cannot hang on a dead connection, and an idle
+/// consumer checks it is still being fed (see `lhcie_broker::liveness`).
+#[allow(clippy::too_many_arguments)]
+async fn receive(
+    router: &Arc<Router>,
+    link: &Link,
+    channel: &lapin::Channel,
+    consumer: &mut lapin::Consumer,
+    tag: &str,
+    queue: &str,
+    consuming: &watch::Sender<bool>,
+    shutdown: &CancellationToken,
+) -> Result<(), String> {
     // Handled deliveries come back here to be acknowledged, many at a time
     // where their tags are contiguous (see `AckCoalescer`).
     let (finished, mut finished_tags) = mpsc::unbounded_channel::<(u64, Settle)>();
     let mut coalescer = AckCoalescer::new();
     let mut in_hand = 0usize;
     let mut stopping = false;
+    let mut liveness = tokio::time::interval(lhcie_broker::liveness::STALL_AFTER);
+    let mut last_delivery = tokio::time::Instant::now();
     loop {
         if stopping && in_hand == 0 {
-            let _ = channel.close(200, "hub shutting down".into()).await;
             return Ok(());
         }
         tokio::select! {
+            _ = link.broken.cancelled(), if !stopping => {
+                return Err("the broker connection broke".into());
+            }
+            _ = liveness.tick(), if !stopping => {
+                if in_hand == 0
+                    && last_delivery.elapsed() >= lhcie_broker::liveness::STALL_AFTER
+                    && lhcie_broker::liveness::stalled(&link.connection, queue).await
+                {
+                    return Err("envelopes are waiting but none arrived; subscribing again".into());
+                }
+                if in_hand > 0 && last_delivery.elapsed() >= lhcie_broker::liveness::STALL_AFTER * 6 {
+                    tracing::warn!(in_hand, "envelopes in hand for over 30 s");
+                }
+            }
             delivery = consumer.next(), if !stopping => match delivery {
                 Some(Ok(delivery)) => {
                     in_hand += 1;
+                    last_delivery = tokio::time::Instant::now();
                     let router = router.clone();
                     let finished = finished.clone();
                     tokio::spawn(async move {
@@ -114,35 +169,29 @@ async fn consume(
                 match settle {
                     Settle::Ack => {
                         if let Some(up_to) = coalescer.finish(tag) {
-                            channel
-                                .basic_ack(up_to, BasicAckOptions { multiple: true })
-                                .await
-                                .map_err(|e| format!("ack failed: {e}"))?;
+                            link.guard("ack", channel.basic_ack(up_to, BasicAckOptions { multiple: true }))
+                                .await?;
                         }
                     }
                     Settle::Requeue => {
                         // Rare (the store failed): settle it alone, and
                         // count it as done for the contiguous prefix.
-                        let _ = channel
-                            .basic_nack(tag, BasicNackOptions { requeue: true, multiple: false })
-                            .await;
+                        let nack = BasicNackOptions { requeue: true, multiple: false };
+                        link.guard("nack", channel.basic_nack(tag, nack)).await?;
                         if let Some(up_to) = coalescer.finish(tag) {
-                            let _ = channel.basic_ack(up_to, BasicAckOptions { multiple: true }).await;
+                            link.guard("ack", channel.basic_ack(up_to, BasicAckOptions { multiple: true }))
+                                .await?;
                         }
                     }
                     // Left to the broker: it comes back when the channel
-                    // closes, which happens with the connection.
-                    Settle::Leave => {
-                        // Closing the channel returns every unacknowledged
-                        // delivery to the queue at once.
-                        let _ = channel.close(200, "broker link failed while routing".into()).await;
-                        return Err("the broker link failed while routing".into());
-                    }
+                    // closes, which the caller does now.
+                    Settle::Leave => return Err("the broker link failed while routing".into()),
                 }
             }
             _ = shutdown.cancelled(), if !stopping => {
                 // Stop taking new envelopes, finish those in hand, then go.
-                let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+                let cancel = channel.basic_cancel(tag.into(), BasicCancelOptions::default());
+                let _ = link.guard("cancelling the consumer", cancel).await;
                 consuming.send_replace(false);
                 stopping = true;
             }

@@ -35,19 +35,49 @@ pub struct Link {
     pub connection: Connection,
     /// Publishes with confirms.
     pub publisher: Publisher,
+    /// Cancelled when the connection is found broken: everything waiting on
+    /// this link (publishes, consumers) gives up at once rather than waiting
+    /// for the client library to notice.
+    pub broken: CancellationToken,
 }
 
 impl Link {
     /// Declares the link broken (a publish failed on a channel that may be
     /// dead): closing the connection makes the supervisor reconnect.
     pub async fn fail(&self, reason: &str) {
+        if self.broken.is_cancelled() {
+            return;
+        }
+        self.broken.cancel();
         tracing::warn!(%reason, "closing the broker connection to recover");
-        let _ = self
+        let close = self
             .connection
-            .close(320, "hub recovering from a failed publish".into())
-            .await;
+            .close(320, "hub recovering from a failed publish".into());
+        let _ = tokio::time::timeout(OPERATION_TIMEOUT, close).await;
+    }
+
+    /// Runs a broker operation on this link, giving up if it takes longer
+    /// than [`OPERATION_TIMEOUT`] or the link is declared broken meanwhile.
+    pub async fn guard<T, E: std::fmt::Display>(
+        &self,
+        what: &str,
+        operation: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, String> {
+        tokio::select! {
+            outcome = tokio::time::timeout(OPERATION_TIMEOUT, operation) => match outcome {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(error)) => Err(format!("{what}: {error}")),
+                Err(_) => Err(format!("{what}: no answer within {} s", OPERATION_TIMEOUT.as_secs())),
+            },
+            _ = self.broken.cancelled() => Err(format!("{what}: the broker connection broke")),
+        }
     }
 }
+
+/// The longest any other broker operation (ack, nack, close) may take. The
+/// client library does not always resolve an operation on a connection
+/// that died under it, and a consumer stuck in one would stop for good.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a publish did not succeed. Always transient from the hub's point of
 /// view: the envelope is held and retried, never dropped.
@@ -61,7 +91,12 @@ pub struct PublishError(pub String);
 pub struct Publisher {
     channels: Vec<Channel>,
     next: AtomicUsize,
+    broken: CancellationToken,
 }
+
+/// The longest a publish waits for the broker's confirm before it counts
+/// as failed (the envelope is then held and retried, never dropped).
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One message to publish.
 pub struct Outgoing<'a> {
@@ -78,7 +113,11 @@ pub struct Outgoing<'a> {
 }
 
 impl Publisher {
-    async fn open(connection: &Connection, channels: usize) -> Result<Self, lapin::Error> {
+    async fn open(
+        connection: &Connection,
+        channels: usize,
+        broken: CancellationToken,
+    ) -> Result<Self, lapin::Error> {
         let mut opened = Vec::with_capacity(channels);
         for _ in 0..channels {
             let channel = connection.create_channel().await?;
@@ -90,6 +129,7 @@ impl Publisher {
         Ok(Self {
             channels: opened,
             next: AtomicUsize::new(0),
+            broken,
         })
     }
 
@@ -109,21 +149,28 @@ impl Publisher {
             .with_type("lhcie.canonical.v1.Envelope".into())
             .with_message_id(message.message_id.into())
             .with_headers(headers);
-        let confirm = channel
-            .basic_publish(
-                message.exchange.into(),
-                message.routing_key.into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                message.body,
-                properties,
-            )
-            .await
-            .map_err(|e| PublishError(e.to_string()))?
-            .await
-            .map_err(|e| PublishError(e.to_string()))?;
+        let publish = async {
+            channel
+                .basic_publish(
+                    message.exchange.into(),
+                    message.routing_key.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    message.body,
+                    properties,
+                )
+                .await?
+                .await
+        };
+        let confirm = tokio::select! {
+            confirm = tokio::time::timeout(CONFIRM_TIMEOUT, publish) => match confirm {
+                Ok(confirm) => confirm.map_err(|e| PublishError(e.to_string()))?,
+                Err(_) => return Err(PublishError(format!("no confirm within {} s", CONFIRM_TIMEOUT.as_secs()))),
+            },
+            _ = self.broken.cancelled() => return Err(PublishError("the broker connection broke".into())),
+        };
         if !confirm.is_ack() {
             return Err(PublishError("the broker refused the message (nack)".into()));
         }
@@ -208,10 +255,12 @@ async fn supervise(
                 let link = Arc::new(link);
                 tracing::info!(broker = %config.redacted_url(), "connected to the broker");
                 state.send_replace(LinkState::Up(link.clone()));
-                let reason = watch_until_broken(&link.connection, &shutdown).await;
+                let reason = watch_until_broken(&link, &shutdown).await;
+                link.broken.cancel();
                 if shutdown.is_cancelled() {
                     state.send_replace(LinkState::Down("shutting down".into()));
-                    let _ = link.connection.close(200, "hub shutting down".into()).await;
+                    let close = link.connection.close(200, "hub shutting down".into());
+                    let _ = tokio::time::timeout(OPERATION_TIMEOUT, close).await;
                     return;
                 }
                 tracing::warn!(%reason, "lost the broker; reconnecting");
@@ -243,17 +292,21 @@ async fn connect(config: &BrokerConfig, topology: &BrokerTopology) -> Result<Lin
         .await
         .map_err(|e| e.to_string())?;
     let _ = channel.close(200, "topology declared".into()).await;
-    let publisher = Publisher::open(&connection, PUBLISH_CHANNELS)
+    let broken = CancellationToken::new();
+    let publisher = Publisher::open(&connection, PUBLISH_CHANNELS, broken.clone())
         .await
         .map_err(|e| format!("opening publisher channels: {e}"))?;
     Ok(Link {
         connection,
         publisher,
+        broken,
     })
 }
 
-/// Returns when the connection fails (with why) or on shutdown.
-async fn watch_until_broken(connection: &Connection, shutdown: &CancellationToken) -> String {
+/// Returns when the connection fails (with why), when a component declares
+/// it broken, or on shutdown.
+async fn watch_until_broken(link: &Link, shutdown: &CancellationToken) -> String {
+    let connection = &link.connection;
     let mut events = connection.events_listener();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -269,6 +322,7 @@ async fn watch_until_broken(connection: &Connection, shutdown: &CancellationToke
                     return "the connection is no longer open".into();
                 }
             }
+            _ = link.broken.cancelled() => return "a publish failed on the connection".into(),
             _ = shutdown.cancelled() => return "shutting down".into(),
         }
     }

@@ -149,35 +149,41 @@ impl Router {
         {
             return Ok(mark_duplicate(answer_of(&previous)));
         }
-        let (mut waiting, publish) = {
+        let pending = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             match in_flight.get(&key) {
-                Some(pending) => (Some(pending.clone()), None),
+                Some(pending) => Err(pending.clone()),
                 None => {
                     let (sender, receiver) = watch::channel(None);
                     in_flight.insert(key.clone(), receiver);
-                    (None, Some(sender))
+                    Ok(InFlight {
+                        map: &self.in_flight,
+                        key,
+                        sender,
+                    })
                 }
             }
         };
-        if let Some(pending) = waiting.as_mut() {
-            let answer = pending
-                .wait_for(Option::is_some)
-                .await
-                .map_err(|_| Hold::Broker("the first copy of this message was abandoned".into()))?
-                .clone()
-                .unwrap_or(Err(Hold::ShuttingDown))?;
-            return Ok(mark_duplicate(answer));
+        match pending {
+            // Another copy of this message is being routed: its answer is
+            // ours, as a duplicate.
+            Err(mut first) => {
+                let answer = first
+                    .wait_for(Option::is_some)
+                    .await
+                    .map_err(|_| {
+                        Hold::Broker("the first copy of this message was abandoned".into())
+                    })?
+                    .clone()
+                    .unwrap_or(Err(Hold::ShuttingDown))?;
+                Ok(mark_duplicate(answer))
+            }
+            Ok(in_flight) => {
+                let result = self.decide(wire, bytes, submitter, ingress).await;
+                in_flight.finish(result.clone());
+                result
+            }
         }
-        let result = self.decide(wire, bytes, submitter, ingress).await;
-        if let Some(sender) = publish {
-            sender.send_replace(Some(result.clone()));
-        }
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
-        result
     }
 
     async fn decide(
@@ -447,6 +453,36 @@ fn dedup_key(submitter: &ExchangeId, message_id: &str) -> Vec<u8> {
     key.push(0);
     key.extend_from_slice(message_id.as_bytes());
     key
+}
+
+/// A message id being routed. Finishing it hands its answer to any copy
+/// waiting on it; dropping it unfinished (the submitter went away and the
+/// routing future with it) still removes it, and waiting copies are told
+/// to try again, so no entry outlives its routing.
+struct InFlight<'a> {
+    map: &'a Mutex<HashMap<Vec<u8>, Pending>>,
+    key: Vec<u8>,
+    sender: watch::Sender<Option<Result<hubpb::SubmitResponse, Hold>>>,
+}
+
+impl InFlight<'_> {
+    fn finish(self, result: Result<hubpb::SubmitResponse, Hold>) {
+        self.sender.send_replace(Some(result));
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.sender.borrow().is_none() {
+            self.sender.send_replace(Some(Err(Hold::Broker(
+                "the first copy of this message was abandoned".into(),
+            ))));
+        }
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
 }
 
 /// The answer to the submitter, derived from the audit record of the

@@ -143,6 +143,23 @@ async fn publish_window(
     }
 }
 
+/// Declares the reference's durable quorum queue, like the hub's own.
+async fn declare_quorum_queue(channel: &Channel, queue: &str) {
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(queue.into(), options, arguments)
+        .await
+        .unwrap();
+}
+
 /// (a) Raw RabbitMQ with the same sizes and durability.
 async fn raw_rabbitmq(env: &TestEnv, total: usize) -> f64 {
     let queue = format!("{}.bench.raw", env.prefix);
@@ -153,22 +170,7 @@ async fn raw_rabbitmq(env: &TestEnv, total: usize) -> f64 {
         .await
         .unwrap();
     let channel = connection.create_channel().await.unwrap();
-    let mut arguments = FieldTable::default();
-    arguments.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            arguments,
-        )
-        .await
-        .unwrap();
+    declare_quorum_queue(&channel, &queue).await;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await
@@ -374,22 +376,7 @@ async fn raw_latency_at(env: &TestEnv, rate: u64, seconds: u64) -> (f64, f64) {
         .await
         .unwrap();
     let channel = connection.create_channel().await.unwrap();
-    let mut arguments = FieldTable::default();
-    arguments.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            arguments,
-        )
-        .await
-        .unwrap();
+    declare_quorum_queue(&channel, &queue).await;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await

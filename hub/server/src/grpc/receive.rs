@@ -23,7 +23,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
-use crate::link::Outgoing;
+use crate::link::{Link, Outgoing};
 use crate::router::{RECIPIENTS_HEADER, REJECT_DETAIL_HEADER, REJECT_REASON_HEADER, Router};
 
 /// Serves one `Receive` stream.
@@ -72,15 +72,31 @@ pub async fn serve(
     tracing::info!(%exchange, prefetch, "adapter receiving over gRPC");
     tokio::spawn(async move {
         let mut pending: HashMap<u64, Delivery> = HashMap::new();
+        let mut liveness = tokio::time::interval(lhcie_broker::liveness::STALL_AFTER);
+        let mut last_delivery = tokio::time::Instant::now();
         let ending = loop {
             tokio::select! {
+                _ = link.broken.cancelled() => {
+                    break Some(Status::unavailable("the hub lost the broker; subscribe again"));
+                }
+                _ = liveness.tick() => {
+                    if pending.is_empty()
+                        && last_delivery.elapsed() >= lhcie_broker::liveness::STALL_AFTER
+                        && lhcie_broker::liveness::stalled(&link.connection, &queue).await
+                    {
+                        // The adapter reconnects and subscribes again.
+                        break Some(Status::unavailable("deliveries are waiting but none arrived; subscribe again"));
+                    }
+                }
                 delivery = consumer.next() => match delivery {
                     Some(Ok(delivery)) => {
+                        last_delivery = tokio::time::Instant::now();
                         let envelope = match pb::Envelope::decode(delivery.data.as_slice()) {
                             Ok(envelope) => envelope,
                             Err(_) => {
                                 tracing::error!(%exchange, "undecodable message on an egress queue; dead-lettering it");
-                                let _ = delivery.acker.nack(BasicNackOptions { requeue: false, ..Default::default() }).await;
+                                let reject = delivery.acker.nack(BasicNackOptions { requeue: false, ..Default::default() });
+                                let _ = link.guard("dead-lettering", reject).await;
                                 continue;
                             }
                         };
@@ -104,7 +120,12 @@ pub async fn serve(
                 request = inbound.message() => match request {
                     Ok(Some(hubpb::ReceiveRequest { request: Some(hubpb::receive_request::Request::Ack(ack)) })) => {
                         match pending.remove(&ack.delivery_id) {
-                            Some(delivery) => settle(&router, &exchange, delivery, &ack).await,
+                            Some(delivery) => {
+                                if let Err(error) = settle(&router, &link, &exchange, delivery, &ack).await {
+                                    tracing::warn!(%exchange, %error, "settling a delivery failed; the broker will deliver it again");
+                                    break Some(Status::unavailable("the hub lost the broker; subscribe again"));
+                                }
+                            }
                             None => tracing::warn!(%exchange, delivery_id = ack.delivery_id, "acknowledgement of an unknown delivery ignored"),
                         }
                     }
@@ -118,7 +139,12 @@ pub async fn serve(
             let _ = deliveries.send(Err(status)).await;
         }
         // Unacknowledged deliveries go back to the queue.
-        let _ = channel.close(200, "receive stream ended".into()).await;
+        let _ = link
+            .guard(
+                "closing the channel",
+                channel.close(200, "receive stream ended".into()),
+            )
+            .await;
         tracing::info!(%exchange, unacknowledged = pending.len(), "receive stream ended");
     });
     Ok(ReceiverStream::new(stream))
@@ -126,38 +152,36 @@ pub async fn serve(
 
 async fn settle(
     router: &Router,
+    link: &Link,
     exchange: &ExchangeId,
     delivery: Delivery,
     ack: &hubpb::DeliveryAck,
-) {
+) -> Result<(), String> {
     use hubpb::AckDisposition as D;
-    let result = match D::try_from(ack.disposition).unwrap_or(D::Unspecified) {
-        D::Delivered => delivery
-            .acker
-            .ack(BasicAckOptions::default())
+    match D::try_from(ack.disposition).unwrap_or(D::Unspecified) {
+        D::Delivered => link
+            .guard("ack", delivery.acker.ack(BasicAckOptions::default()))
             .await
             .map(drop),
         // Counts towards the delivery limit, so a message that can never be
         // delivered ends up dead-lettered rather than retried forever.
-        D::Retry | D::Unspecified => delivery
-            .acker
-            .nack(BasicNackOptions {
+        D::Retry | D::Unspecified => {
+            let requeue = BasicNackOptions {
                 requeue: true,
                 ..Default::default()
-            })
-            .await
-            .map(drop),
+            };
+            link.guard("nack", delivery.acker.nack(requeue))
+                .await
+                .map(drop)
+        }
         D::Rejected => {
             let reason = if ack.reason.is_empty() {
                 "rejected by the adapter"
             } else {
                 ack.reason.as_str()
             };
-            dead_letter_with_reason(router, exchange, delivery, reason).await
+            dead_letter_with_reason(router, link, exchange, delivery, reason).await
         }
-    };
-    if let Err(error) = result {
-        tracing::warn!(%exchange, %error, "settling a delivery failed; the broker will deliver it again");
     }
 }
 
@@ -167,53 +191,47 @@ async fn settle(
 /// (without the reason).
 async fn dead_letter_with_reason(
     router: &Router,
+    link: &Link,
     exchange: &ExchangeId,
     delivery: Delivery,
     reason: &str,
-) -> lapin::Result<()> {
-    let republished = match router.link().current() {
-        Some(link) => {
-            let message_id = delivery
-                .properties
-                .message_id()
-                .as_ref()
-                .map(|id| id.to_string())
-                .unwrap_or_default();
-            let mut headers = vec![
-                (REJECT_REASON_HEADER, "rejected-by-recipient".to_owned()),
-                (REJECT_DETAIL_HEADER, reason.to_owned()),
-            ];
-            if let Some(recipients) = header(&delivery.properties, RECIPIENTS_HEADER) {
-                headers.push((RECIPIENTS_HEADER, recipients.to_owned()));
-            }
-            link.publisher
-                .publish(Outgoing {
-                    exchange: &router
-                        .names()
-                        .dead_letter_exchange(&Destination::Exchange(exchange.clone())),
-                    routing_key: "",
-                    body: &delivery.data,
-                    message_id: &message_id,
-                    headers,
-                })
-                .await
-                .is_ok()
-        }
-        None => false,
-    };
+) -> Result<(), String> {
+    let message_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.to_string())
+        .unwrap_or_default();
+    let mut headers = vec![
+        (REJECT_REASON_HEADER, "rejected-by-recipient".to_owned()),
+        (REJECT_DETAIL_HEADER, reason.to_owned()),
+    ];
+    if let Some(recipients) = header(&delivery.properties, RECIPIENTS_HEADER) {
+        headers.push((RECIPIENTS_HEADER, recipients.to_owned()));
+    }
+    let republished = link
+        .publisher
+        .publish(Outgoing {
+            exchange: &router
+                .names()
+                .dead_letter_exchange(&Destination::Exchange(exchange.clone())),
+            routing_key: "",
+            body: &delivery.data,
+            message_id: &message_id,
+            headers,
+        })
+        .await
+        .is_ok();
     if republished {
-        delivery
-            .acker
-            .ack(BasicAckOptions::default())
+        link.guard("ack", delivery.acker.ack(BasicAckOptions::default()))
             .await
             .map(drop)
     } else {
-        delivery
-            .acker
-            .nack(BasicNackOptions {
-                requeue: false,
-                ..Default::default()
-            })
+        let reject = BasicNackOptions {
+            requeue: false,
+            ..Default::default()
+        };
+        link.guard("dead-lettering", delivery.acker.nack(reject))
             .await
             .map(drop)
     }

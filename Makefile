@@ -11,7 +11,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 HUB_CONFIG ?= config/demo/hub.toml
 
-.PHONY: run stop test verify fmt fmt-check clippy doc bench broker build
+.PHONY: run stop test verify fmt fmt-check clippy doc bench broker build python
 
 # Start RabbitMQ if it is not already running (installs it if absent).
 broker:
@@ -19,6 +19,10 @@ broker:
 
 build:
 	$(CARGO) build --workspace --bins
+
+# The Python environment of the third-party test clients (.venv).
+python:
+	@scripts/ensure-python.sh
 
 run: broker build
 	@scripts/demo.sh "$(HUB_CONFIG)"
@@ -30,7 +34,7 @@ stop:
 # cargo-nextest runs test binaries in parallel processes; plain cargo test
 # is the fallback on a machine without it. The broker-restart test restarts
 # the shared RabbitMQ, so it runs alone, after everything else.
-test: broker build
+test: broker build python
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace -E 'not binary(broker_restart)' && \
 		$(CARGO) nextest run -p lhcie-integration-tests -E 'binary(broker_restart)'; \

@@ -1,0 +1,80 @@
+//! Independent clients (Python's grpcio, from our .proto files only, and
+//! pika) talk to the hub: mutual TLS and the wire contract work outside
+//! Rust. Needs the Python environment `make test` prepares (`.venv`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use lhcie_integration_tests::env::{TestEnv, with_env};
+use lhcie_integration_tests::hub::HubProcess;
+use lhcie_integration_tests::traffic;
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn python() -> PathBuf {
+    let venv = repository().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} not found: make test creates it (python3 -m venv .venv; .venv/bin/pip install -r integration-tests/python/requirements.txt)",
+        venv.display()
+    );
+    venv
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_grpcio_and_pika_clients_route_through_the_hub() {
+    with_env(TestEnv::new("python"), |env| async move {
+        let identities = env
+            .provision_users(&["nwl-imperial", "ncl-royal-free"])
+            .await;
+        let _hub = HubProcess::start(&env).await;
+        let receiver = traffic::receive_amqp(identities[1].clone());
+        let exchange = "nwl-imperial".parse().unwrap();
+        let output = Command::new(python())
+            .arg(repository().join("integration-tests/python/hub_client.py"))
+            .args(["--proto", &repository().join("proto").display().to_string()])
+            .args(["--endpoint", &format!("127.0.0.1:{}", env.grpc_port)])
+            .args(["--ca", &env.pki.ca_cert().display().to_string()])
+            .args([
+                "--cert",
+                &env.pki.exchange_cert(&exchange).display().to_string(),
+            ])
+            .args([
+                "--key",
+                &env.pki.exchange_key(&exchange).display().to_string(),
+            ])
+            .args(["--amqp-url", &identities[0].broker.url])
+            .args(["--amqp-user", &env.names().adapter_user(&exchange)])
+            .args(["--ingress-exchange", &env.names().ingress_exchange()])
+            .output()
+            .expect("running the Python client");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "the Python client failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let step = |name: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("STEP {name} ")))
+                .unwrap_or_else(|| panic!("no {name} step in:\n{stdout}"))
+                .to_owned()
+        };
+        let forwarded = step("grpc-forwarded");
+        assert_eq!(
+            step("grpc-rejected"),
+            "patient.nhs_number: NHS number fails the modulus 11 check"
+        );
+        let published = step("amqp-published");
+        // Both valid envelopes reach the Royal Free's exchange.
+        receiver.received.wait_for(2, Duration::from_secs(30)).await;
+        assert!(receiver.received.contains(&forwarded));
+        assert!(receiver.received.contains(&published));
+        receiver.stop().await;
+    })
+    .await;
+}

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use lhcie_consent::{
-    ConsentModel, Directive, DirectiveRule, DirectiveSource, Isa, IsaParty, IsaStatus,
+    Agreement, ConsentModel, Directive, DirectiveRule, DirectiveSource, IsaParty, IsaTerms,
+    Signature, StatusNote,
 };
 use lhcie_model::{Category, ExchangeId, NhsNumber, OdsCode, PurposeOfUse};
 use serde::Deserialize;
@@ -138,7 +139,7 @@ pub struct PolicyConfig {
     /// The consent model.
     pub consent_model: ConsentModel,
     /// The agreements.
-    pub agreements: Vec<Isa>,
+    pub agreements: Vec<Agreement>,
     /// The directives.
     pub directives: Vec<Directive>,
 }
@@ -173,12 +174,16 @@ impl PolicyConfig {
     }
 }
 
+/// Who the policy file's agreements and directives are recorded as
+/// signed and recorded by.
+pub const SIGNED_BY_POLICY_FILE: &str = "policy file";
+
 fn agreement_from(
     raw: AgreementConfig,
     key: &str,
     topology: &Topology,
     problems: &mut Problems,
-) -> Option<Isa> {
+) -> Option<Agreement> {
     let before = problems.len();
     if raw.id.trim().is_empty() {
         problems.add(format!("{key}.id"), "is required");
@@ -240,23 +245,53 @@ fn agreement_from(
     if problems.len() > before {
         return None;
     }
-    Some(Isa {
-        id: raw.id,
-        version: raw.version,
+    let valid_from = valid_from?;
+    let terms = IsaTerms {
         title: raw.title,
         parties,
         purposes: raw.purposes.into_iter().collect(),
         categories: raw.categories.into_iter().collect(),
         legal_basis: raw.legal_basis,
-        valid_from: valid_from?,
+        valid_from,
         valid_until,
-        status: match raw.status {
-            StatusConfig::Draft => IsaStatus::Draft,
-            StatusConfig::Active => IsaStatus::Active,
-            StatusConfig::Suspended => IsaStatus::Suspended,
-            StatusConfig::Revoked => IsaStatus::Revoked,
-        },
-    })
+        document_reference: None,
+    };
+    let mut agreement = match Agreement::draft(&raw.id, terms, SIGNED_BY_POLICY_FILE, valid_from) {
+        Ok(agreement) => agreement,
+        Err(e) => {
+            problems.add(key.to_owned(), e.to_string());
+            return None;
+        }
+    };
+    // The file states the outcome of signing, not the signatures: an
+    // agreement it calls active is taken as signed for every party.
+    if raw.status != StatusConfig::Draft {
+        for party in agreement.versions[0].terms.parties.clone() {
+            let organisation = match &party {
+                IsaParty::Organisation(code) => code.clone(),
+                _ => OdsCode::parse("LHCIE").expect("a valid ODS code shape"),
+            };
+            let signature = Signature {
+                party,
+                signer: SIGNED_BY_POLICY_FILE.into(),
+                role: "configured".into(),
+                organisation,
+                signed_at: valid_from,
+            };
+            agreement.sign(1, signature).ok()?;
+        }
+    }
+    let note = StatusNote {
+        at: valid_from,
+        by: SIGNED_BY_POLICY_FILE.into(),
+        reason: format!("status {:?} in the policy file", raw.status).to_lowercase(),
+    };
+    match raw.status {
+        StatusConfig::Suspended => agreement.suspend(note).ok()?,
+        StatusConfig::Revoked => agreement.revoke(note).ok()?,
+        StatusConfig::Draft | StatusConfig::Active => {}
+    }
+    Some(agreement)
 }
 
 fn directive_from(raw: DirectiveConfig, key: &str, problems: &mut Problems) -> Option<Directive> {
@@ -295,18 +330,21 @@ fn directive_from(raw: DirectiveConfig, key: &str, problems: &mut Problems) -> O
     if problems.len() > before {
         return None;
     }
+    let valid_from = valid_from?;
     Some(Directive {
         id: raw.id,
         nhs_number: nhs_number?,
         rule: rules.pop()?,
-        valid_from: valid_from?,
+        valid_from,
         valid_until,
         source: match raw.source {
             SourceConfig::PatientAccount => DirectiveSource::PatientAccount,
             SourceConfig::Clinician => DirectiveSource::Clinician,
             SourceConfig::BulkImport => DirectiveSource::BulkImport,
         },
-        withdrawn: false,
+        recorded_by: SIGNED_BY_POLICY_FILE.into(),
+        recorded_at: valid_from,
+        withdrawal: None,
     })
 }
 

@@ -32,14 +32,22 @@ fn the_demo_policy_loads() {
     let policy = PolicyConfig::load(&file, &topology()).unwrap();
     assert_eq!(policy.consent_model, ConsentModel::Implied);
     assert_eq!(policy.agreements.len(), 4);
-    let toc = &policy.agreements[0];
+    let toc = &policy.agreements[0].versions[0].terms;
     assert_eq!(toc.valid_from, datetime!(2026-01-01 00:00 UTC));
     assert_eq!(
         toc.valid_until,
         Some(datetime!(2028-01-01 00:00 UTC)),
         "through the end of 2027-12-31"
     );
-    assert_eq!(policy.agreements[3].status, IsaStatus::Draft);
+    let during = datetime!(2026-11-21 12:00 UTC);
+    assert_eq!(
+        policy.agreements[0].status_of(1, during),
+        Some(IsaStatus::Active)
+    );
+    assert_eq!(
+        policy.agreements[3].status_of(1, during),
+        Some(IsaStatus::Draft)
+    );
     assert_eq!(policy.directives.len(), 3);
     assert!(matches!(
         policy.directives[1].rule,

@@ -3,8 +3,9 @@
 //! Rules, in order:
 //!
 //! 1. An agreement in force must cover the flow (both organisations, the
-//!    category, the purpose). Without one the answer is **deny**, whatever
-//!    the purpose: emergency access never overrides a missing agreement.
+//!    category, the purpose): the version in force of some agreement (see
+//!    [`crate::isa`]). Without one the answer is **deny**, whatever the
+//!    purpose: emergency access never overrides a missing agreement.
 //! 2. The patient's directives in force decide, most specific first:
 //!    a denial of the recipient organisation or of the category **denies**;
 //!    an allowance of the recipient organisation **permits** (it overrides a
@@ -22,7 +23,7 @@ use lhcie_model::{Category, NhsNumber, PurposeOfUse};
 use time::OffsetDateTime;
 
 use crate::directive::{Directive, DirectiveRule};
-use crate::isa::Isa;
+use crate::isa::Agreement;
 use crate::party::OrgRef;
 
 /// How consent for direct care is taken where the patient has said nothing.
@@ -123,24 +124,26 @@ pub enum Obligation {
 /// request's patient count.
 pub fn decide<'i>(
     request: &DecisionRequest<'_>,
-    agreements: impl IntoIterator<Item = &'i Isa>,
+    agreements: impl IntoIterator<Item = &'i Agreement>,
     directives: &[Directive],
     model: ConsentModel,
 ) -> Decision {
     let emergency = request.purpose == PurposeOfUse::EmergencyCare;
     let covering = agreements
         .into_iter()
-        .filter(|isa| {
-            isa.covers(
-                &request.sender,
-                &request.recipient,
-                request.category,
-                request.purpose,
-                request.at,
-            )
+        .filter_map(|agreement| {
+            agreement
+                .covering(
+                    &request.sender,
+                    &request.recipient,
+                    request.category,
+                    request.purpose,
+                    request.at,
+                )
+                .map(|version| (agreement.id.as_str(), version.version))
         })
-        .min_by(|a, b| a.id.cmp(&b.id).then(b.version.cmp(&a.version)));
-    let Some(isa) = covering else {
+        .min_by(|a, b| a.0.cmp(b.0));
+    let Some((isa_id, isa_version)) = covering else {
         return Decision {
             permitted: false,
             reason: Reason::NoAgreement,
@@ -149,7 +152,7 @@ pub fn decide<'i>(
             obligations: vec![],
         };
     };
-    let isa_ref = Some((isa.id.clone(), isa.version));
+    let isa_ref = Some((isa_id.to_owned(), isa_version));
     let (permitted, reason, deciding) = match request.nhs_number {
         None => (false, Reason::PatientNotIdentified, vec![]),
         Some(nhs_number) => patient_choice(request, nhs_number, directives, model),

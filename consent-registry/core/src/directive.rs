@@ -1,10 +1,13 @@
 //! Patients' consent directives.
 
 use lhcie_model::{Category, NhsNumber, OdsCode};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::isa::StatusNote;
+
 /// One choice a patient (or someone on their behalf) has recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Directive {
     /// Stable id.
     pub id: String,
@@ -16,14 +19,19 @@ pub struct Directive {
     pub valid_from: OffsetDateTime,
     /// End of validity (exclusive); `None` for open-ended.
     pub valid_until: Option<OffsetDateTime>,
-    /// Who recorded it.
+    /// Where it came from.
     pub source: DirectiveSource,
-    /// Withdrawn directives are kept for history but never apply.
-    pub withdrawn: bool,
+    /// Who recorded it (a user id, a clinician, an import batch).
+    pub recorded_by: String,
+    /// When it was recorded.
+    pub recorded_at: OffsetDateTime,
+    /// Set once withdrawn: it stops applying from then, and is kept for
+    /// the history.
+    pub withdrawal: Option<StatusNote>,
 }
 
 /// What a directive says.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DirectiveRule {
     /// Do not share anything about me.
     DissentAll,
@@ -37,7 +45,7 @@ pub enum DirectiveRule {
 }
 
 /// Where a directive came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DirectiveSource {
     /// The patient, through their online account.
     PatientAccount,
@@ -48,8 +56,11 @@ pub enum DirectiveSource {
 }
 
 impl Directive {
-    /// Whether the directive applies at `at`.
+    /// Whether the directive applies at `at`: within its dates and not
+    /// withdrawn by then.
     pub fn in_force_at(&self, at: OffsetDateTime) -> bool {
-        !self.withdrawn && self.valid_from <= at && self.valid_until.is_none_or(|end| at < end)
+        self.withdrawal.as_ref().is_none_or(|w| at < w.at)
+            && self.valid_from <= at
+            && self.valid_until.is_none_or(|end| at < end)
     }
 }

@@ -1,42 +1,33 @@
-//! Information sharing agreements.
+//! Information sharing agreements and their lifecycle.
+//!
+//! An agreement has an id and one or more **versions** of its terms. A
+//! version is drafted, then **signed** on behalf of each of its parties; once
+//! every party has signed, it is **in force** from its `valid_from` until
+//! its `valid_until`. An **amendment** is a new version that must be signed
+//! again; until it is in force, the previous signed version stays in force.
+//! The agreement as a whole can be **suspended** (and reinstated) or
+//! **revoked** (final). Status is never stored: it is derived for a moment
+//! in time from these facts, so a decision at a given time is reproducible.
 
 use std::collections::BTreeSet;
 
-use lhcie_model::{Category, PurposeOfUse};
+use lhcie_model::{Category, OdsCode, PurposeOfUse};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::party::{IsaParty, OrgRef};
 
-/// Where an agreement stands. Only an `Active` agreement within its
-/// validity period lets information flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IsaStatus {
-    /// Written, not yet signed by every party.
-    Draft,
-    /// Signed by every party.
-    Active,
-    /// Temporarily stopped.
-    Suspended,
-    /// Ended for good.
-    Revoked,
-}
-
-/// An information sharing agreement: which parties may share which
-/// categories of information, for which purposes, over which period.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Isa {
-    /// Stable id, the same across versions.
-    pub id: String,
-    /// Version, from 1.
-    pub version: u32,
+/// The terms of one version of an agreement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsaTerms {
     /// Title for people.
     pub title: String,
-    /// The parties. A flow is covered when both its sender and its
-    /// recipient are included in the parties.
+    /// The parties; a flow is covered when both its sender and its
+    /// recipient are included.
     pub parties: Vec<IsaParty>,
-    /// Purposes of use it covers.
+    /// Purposes of use covered.
     pub purposes: BTreeSet<PurposeOfUse>,
-    /// Categories of information it covers.
+    /// Categories of information covered.
     pub categories: BTreeSet<Category>,
     /// The legal basis, e.g. "UK GDPR Art. 6(1)(e) and 9(2)(h)".
     pub legal_basis: String,
@@ -44,33 +35,380 @@ pub struct Isa {
     pub valid_from: OffsetDateTime,
     /// End of validity (exclusive); `None` for open-ended.
     pub valid_until: Option<OffsetDateTime>,
-    /// Its status.
-    pub status: IsaStatus,
+    /// Where the signed document is kept.
+    pub document_reference: Option<String>,
 }
 
-impl Isa {
-    /// Whether the agreement is in force at `at`: active and within its
-    /// validity period.
-    pub fn in_force_at(&self, at: OffsetDateTime) -> bool {
-        self.status == IsaStatus::Active
-            && self.valid_from <= at
-            && self.valid_until.is_none_or(|end| at < end)
+/// A signature on behalf of one party.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// The party signed for (one of the version's parties).
+    pub party: IsaParty,
+    /// Who signed (a person).
+    pub signer: String,
+    /// Their role, e.g. "Caldicott Guardian", "Data Protection Officer".
+    pub role: String,
+    /// Their organisation.
+    pub organisation: OdsCode,
+    /// When.
+    pub signed_at: OffsetDateTime,
+}
+
+/// One version of an agreement: its terms and the signatures it has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsaVersion {
+    /// Version number, from 1.
+    pub version: u32,
+    /// The terms.
+    pub terms: IsaTerms,
+    /// Signatures so far.
+    pub signatures: Vec<Signature>,
+    /// Who drafted it.
+    pub drafted_by: String,
+    /// When.
+    pub drafted_at: OffsetDateTime,
+}
+
+/// Who did something to an agreement, when and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusNote {
+    /// When it took effect.
+    pub at: OffsetDateTime,
+    /// Who did it.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// An information sharing agreement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agreement {
+    /// Stable id.
+    pub id: String,
+    /// Versions, oldest first.
+    pub versions: Vec<IsaVersion>,
+    /// Set while the agreement is suspended.
+    pub suspension: Option<StatusNote>,
+    /// Set once the agreement is revoked (final).
+    pub revocation: Option<StatusNote>,
+}
+
+/// Where a version of an agreement stands at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum IsaStatus {
+    /// Not yet signed for every party.
+    Draft,
+    /// Signed by every party, validity not yet begun.
+    Signed,
+    /// In force.
+    Active,
+    /// Signed and valid, but a later version is in force.
+    Superseded,
+    /// Validity has ended.
+    Expired,
+    /// The agreement is suspended.
+    Suspended,
+    /// The agreement is revoked.
+    Revoked,
+}
+
+/// Why an agreement could not be changed as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IsaError {
+    /// The terms are incomplete or inconsistent.
+    #[error("invalid terms: {0}")]
+    InvalidTerms(String),
+    /// No such version.
+    #[error("agreement {id} has no version {version}")]
+    NoSuchVersion {
+        /// The agreement.
+        id: String,
+        /// The version asked for.
+        version: u32,
+    },
+    /// The signature is for a party that is not in the version.
+    #[error("{0} is not a party to this version")]
+    NotAParty(String),
+    /// An organisation signed for an organisation party other than itself.
+    #[error("{signer} cannot sign for organisation {party}")]
+    WrongOrganisation {
+        /// The signing organisation.
+        signer: String,
+        /// The party it tried to sign for.
+        party: String,
+    },
+    /// The same person already signed for the same party.
+    #[error("{signer} has already signed for {party}")]
+    AlreadySigned {
+        /// The signer.
+        signer: String,
+        /// The party.
+        party: String,
+    },
+    /// The agreement is revoked; nothing more can change.
+    #[error("agreement {0} is revoked")]
+    Revoked(String),
+    /// Suspend of a suspended agreement, or reinstate of one that is not.
+    #[error("agreement {id} is {}", if *.suspended { "already suspended" } else { "not suspended" })]
+    SuspensionState {
+        /// The agreement.
+        id: String,
+        /// Whether it is suspended.
+        suspended: bool,
+    },
+}
+
+impl std::fmt::Display for IsaParty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IsaParty::Organisation(code) => write!(f, "organisation {code}"),
+            IsaParty::Exchange(id) => write!(f, "exchange {id}"),
+            IsaParty::Region(code) => write!(f, "region {code}"),
+        }
+    }
+}
+
+impl IsaTerms {
+    /// Checks the terms are complete and consistent.
+    pub fn validate(&self) -> Result<(), IsaError> {
+        let invalid = |m: &str| Err(IsaError::InvalidTerms(m.to_owned()));
+        if self.title.trim().is_empty() {
+            return invalid("a title is required");
+        }
+        if self.parties.is_empty() {
+            return invalid("name at least one party");
+        }
+        if self.purposes.is_empty() {
+            return invalid("name at least one purpose of use");
+        }
+        if self.categories.is_empty() {
+            return invalid("name at least one category");
+        }
+        if self.legal_basis.trim().is_empty() {
+            return invalid("a legal basis is required");
+        }
+        if self
+            .valid_until
+            .is_some_and(|until| until <= self.valid_from)
+        {
+            return invalid("valid_until must be after valid_from");
+        }
+        Ok(())
     }
 
-    /// Whether the agreement, in force at `at`, covers a flow of `category`
-    /// for `purpose` from `sender` to `recipient`.
-    pub fn covers(
+    /// Whether the terms' dates include `at`.
+    pub fn valid_at(&self, at: OffsetDateTime) -> bool {
+        self.valid_from <= at && self.valid_until.is_none_or(|end| at < end)
+    }
+
+    /// Whether the terms cover a flow (dates aside).
+    pub fn cover(
+        &self,
+        sender: &OrgRef<'_>,
+        recipient: &OrgRef<'_>,
+        category: Category,
+        purpose: PurposeOfUse,
+    ) -> bool {
+        self.categories.contains(&category)
+            && self.purposes.contains(&purpose)
+            && self.parties.iter().any(|p| p.includes(sender))
+            && self.parties.iter().any(|p| p.includes(recipient))
+    }
+}
+
+impl IsaVersion {
+    /// The parties no-one has signed for yet.
+    pub fn unsigned_parties(&self) -> Vec<&IsaParty> {
+        self.terms
+            .parties
+            .iter()
+            .filter(|party| !self.signatures.iter().any(|s| &s.party == *party))
+            .collect()
+    }
+
+    /// Whether every party has signed.
+    pub fn fully_signed(&self) -> bool {
+        self.unsigned_parties().is_empty()
+    }
+}
+
+impl Agreement {
+    /// A new agreement, version 1 drafted from `terms`.
+    pub fn draft(
+        id: &str,
+        terms: IsaTerms,
+        by: &str,
+        at: OffsetDateTime,
+    ) -> Result<Self, IsaError> {
+        if id.trim().is_empty() {
+            return Err(IsaError::InvalidTerms("an agreement id is required".into()));
+        }
+        terms.validate()?;
+        Ok(Self {
+            id: id.to_owned(),
+            versions: vec![IsaVersion {
+                version: 1,
+                terms,
+                signatures: vec![],
+                drafted_by: by.to_owned(),
+                drafted_at: at,
+            }],
+            suspension: None,
+            revocation: None,
+        })
+    }
+
+    fn not_revoked(&self) -> Result<(), IsaError> {
+        match self.revocation {
+            Some(_) => Err(IsaError::Revoked(self.id.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Drafts the next version; it needs signing again, and until it is in
+    /// force the previous signed version stays in force. Returns the new
+    /// version number.
+    pub fn amend(
+        &mut self,
+        terms: IsaTerms,
+        by: &str,
+        at: OffsetDateTime,
+    ) -> Result<u32, IsaError> {
+        self.not_revoked()?;
+        terms.validate()?;
+        let version = self.versions.last().map_or(1, |v| v.version + 1);
+        self.versions.push(IsaVersion {
+            version,
+            terms,
+            signatures: vec![],
+            drafted_by: by.to_owned(),
+            drafted_at: at,
+        });
+        Ok(version)
+    }
+
+    /// Adds a signature to a version.
+    pub fn sign(&mut self, version: u32, signature: Signature) -> Result<(), IsaError> {
+        self.not_revoked()?;
+        let id = self.id.clone();
+        let target = self
+            .versions
+            .iter_mut()
+            .find(|v| v.version == version)
+            .ok_or(IsaError::NoSuchVersion { id, version })?;
+        if !target.terms.parties.contains(&signature.party) {
+            return Err(IsaError::NotAParty(signature.party.to_string()));
+        }
+        if let IsaParty::Organisation(code) = &signature.party
+            && code != &signature.organisation
+        {
+            return Err(IsaError::WrongOrganisation {
+                signer: signature.organisation.to_string(),
+                party: code.to_string(),
+            });
+        }
+        if target
+            .signatures
+            .iter()
+            .any(|s| s.party == signature.party && s.signer == signature.signer)
+        {
+            return Err(IsaError::AlreadySigned {
+                signer: signature.signer,
+                party: signature.party.to_string(),
+            });
+        }
+        target.signatures.push(signature);
+        Ok(())
+    }
+
+    /// Suspends the agreement: nothing flows under it until reinstated.
+    pub fn suspend(&mut self, note: StatusNote) -> Result<(), IsaError> {
+        self.not_revoked()?;
+        if self.suspension.is_some() {
+            return Err(IsaError::SuspensionState {
+                id: self.id.clone(),
+                suspended: true,
+            });
+        }
+        self.suspension = Some(note);
+        Ok(())
+    }
+
+    /// Lifts a suspension.
+    pub fn reinstate(&mut self, _note: StatusNote) -> Result<(), IsaError> {
+        self.not_revoked()?;
+        if self.suspension.is_none() {
+            return Err(IsaError::SuspensionState {
+                id: self.id.clone(),
+                suspended: false,
+            });
+        }
+        self.suspension = None;
+        Ok(())
+    }
+
+    /// Revokes the agreement, for good.
+    pub fn revoke(&mut self, note: StatusNote) -> Result<(), IsaError> {
+        self.not_revoked()?;
+        self.revocation = Some(note);
+        Ok(())
+    }
+
+    fn stopped_at(&self, at: OffsetDateTime) -> Option<IsaStatus> {
+        if self.revocation.as_ref().is_some_and(|n| n.at <= at) {
+            return Some(IsaStatus::Revoked);
+        }
+        if self.suspension.as_ref().is_some_and(|n| n.at <= at) {
+            return Some(IsaStatus::Suspended);
+        }
+        None
+    }
+
+    /// The version in force at `at`: the highest fully signed version
+    /// whose dates include `at`, unless the agreement is suspended or
+    /// revoked.
+    pub fn version_in_force(&self, at: OffsetDateTime) -> Option<&IsaVersion> {
+        if self.stopped_at(at).is_some() {
+            return None;
+        }
+        self.versions
+            .iter()
+            .rev()
+            .find(|v| v.fully_signed() && v.terms.valid_at(at))
+    }
+
+    /// Where `version` stands at `at`.
+    pub fn status_of(&self, version: u32, at: OffsetDateTime) -> Option<IsaStatus> {
+        let target = self.versions.iter().find(|v| v.version == version)?;
+        if let Some(stopped) = self.stopped_at(at) {
+            return Some(stopped);
+        }
+        Some(if !target.fully_signed() {
+            IsaStatus::Draft
+        } else if at < target.terms.valid_from {
+            IsaStatus::Signed
+        } else if target.terms.valid_until.is_some_and(|end| end <= at) {
+            IsaStatus::Expired
+        } else if self
+            .version_in_force(at)
+            .is_some_and(|v| v.version == version)
+        {
+            IsaStatus::Active
+        } else {
+            IsaStatus::Superseded
+        })
+    }
+
+    /// The version in force at `at`, if it covers the flow.
+    pub fn covering(
         &self,
         sender: &OrgRef<'_>,
         recipient: &OrgRef<'_>,
         category: Category,
         purpose: PurposeOfUse,
         at: OffsetDateTime,
-    ) -> bool {
-        self.in_force_at(at)
-            && self.categories.contains(&category)
-            && self.purposes.contains(&purpose)
-            && self.parties.iter().any(|p| p.includes(sender))
-            && self.parties.iter().any(|p| p.includes(recipient))
+    ) -> Option<&IsaVersion> {
+        self.version_in_force(at)
+            .filter(|v| v.terms.cover(sender, recipient, category, purpose))
     }
 }

@@ -15,7 +15,9 @@ pub struct OrgRef<'a> {
 }
 
 /// A party to an information sharing agreement.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum IsaParty {
     /// One organisation.
     Organisation(OdsCode),

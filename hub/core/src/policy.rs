@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use lhcie_consent::{ConsentModel, Decision, DecisionRequest, Directive, Isa, decide};
+use lhcie_consent::{Agreement, ConsentModel, Decision, DecisionRequest, Directive, decide};
 use lhcie_model::NhsNumber;
 
 /// The policy could not decide with certainty (for example its view of the
@@ -26,14 +26,18 @@ pub trait Policy: Send + Sync {
 /// configuration. It is always fresh, so it never answers unavailable.
 #[derive(Debug, Clone, Default)]
 pub struct StaticPolicy {
-    agreements: Vec<Isa>,
+    agreements: Vec<Agreement>,
     directives: HashMap<NhsNumber, Vec<Directive>>,
     model: ConsentModel,
 }
 
 impl StaticPolicy {
     /// A policy over these agreements and directives.
-    pub fn new(agreements: Vec<Isa>, directives: Vec<Directive>, model: ConsentModel) -> Self {
+    pub fn new(
+        agreements: Vec<Agreement>,
+        directives: Vec<Directive>,
+        model: ConsentModel,
+    ) -> Self {
         let mut by_patient: HashMap<NhsNumber, Vec<Directive>> = HashMap::new();
         for directive in directives {
             by_patient
@@ -49,7 +53,7 @@ impl StaticPolicy {
     }
 
     /// The agreements.
-    pub fn agreements(&self) -> &[Isa] {
+    pub fn agreements(&self) -> &[Agreement] {
         &self.agreements
     }
 }

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use lhcie_consent::{
-    ConsentModel, Decision, DecisionRequest, Directive, DirectiveRule, DirectiveSource, Isa,
-    IsaParty, IsaStatus, Reason,
+    Agreement, ConsentModel, Decision, DecisionRequest, Directive, DirectiveRule, DirectiveSource,
+    IsaParty, IsaTerms, Reason, Signature,
 };
 use lhcie_model::{
     AckOutcome, Body, Category, Envelope, ExchangeId, NhsNumber, OdsCode, PurposeOfUse, Recipient,
@@ -41,22 +41,49 @@ fn table() -> RouteTable {
     table
 }
 
-fn london_isa() -> Isa {
-    Isa {
-        id: "ISA-1".into(),
-        version: 3,
+fn london_isa() -> Agreement {
+    let parties = vec![
+        IsaParty::Region("NWL".into()),
+        IsaParty::Region("NCL".into()),
+    ];
+    let terms = IsaTerms {
         title: "North London direct care".into(),
-        parties: vec![
-            IsaParty::Region("NWL".into()),
-            IsaParty::Region("NCL".into()),
-        ],
+        parties: parties.clone(),
         purposes: PurposeOfUse::ALL.into_iter().collect(),
         categories: Category::ALL.into_iter().collect::<BTreeSet<_>>(),
         legal_basis: "UK GDPR Art. 6(1)(e), 9(2)(h)".into(),
         valid_from: datetime!(2026-01-01 00:00 UTC),
         valid_until: None,
-        status: IsaStatus::Active,
+        document_reference: None,
+    };
+    let mut agreement = Agreement::draft(
+        "ISA-1",
+        terms.clone(),
+        "ig",
+        datetime!(2025-12-01 00:00 UTC),
+    )
+    .unwrap();
+    agreement
+        .amend(terms.clone(), "ig", datetime!(2025-12-02 00:00 UTC))
+        .unwrap();
+    agreement
+        .amend(terms, "ig", datetime!(2025-12-03 00:00 UTC))
+        .unwrap();
+    for party in parties {
+        agreement
+            .sign(
+                3,
+                Signature {
+                    party,
+                    signer: "caldicott".into(),
+                    role: "Caldicott Guardian".into(),
+                    organisation: ods("QRV"),
+                    signed_at: datetime!(2025-12-04 00:00 UTC),
+                },
+            )
+            .unwrap();
     }
+    agreement
 }
 
 fn policy(directives: Vec<Directive>) -> StaticPolicy {
@@ -71,7 +98,9 @@ fn deny(org: &str) -> Directive {
         valid_from: datetime!(2026-01-01 00:00 UTC),
         valid_until: None,
         source: DirectiveSource::PatientAccount,
-        withdrawn: false,
+        recorded_by: "patient".into(),
+        recorded_at: datetime!(2026-01-01 00:00 UTC),
+        withdrawal: None,
     }
 }
 

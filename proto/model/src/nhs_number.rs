@@ -125,6 +125,19 @@ impl fmt::Debug for NhsNumber {
     }
 }
 
+impl serde::Serialize for NhsNumber {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NhsNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl std::str::FromStr for NhsNumber {
     type Err = NhsNumberError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "lhcie/canonical/v1/envelope.proto",
         "lhcie/hub/v1/exchange.proto",
         "lhcie/registry/v1/registry.proto",
+        "lhcie/registry/v1/raft.proto",
     ];
     let descriptors = protox::compile(protos, ["."])?;
     // Kept for reflection (proto3 JSON in tests and documentation).

@@ -21,6 +21,7 @@ mod patient;
 mod payload;
 mod practitioner;
 mod referral;
+pub mod registry;
 mod result;
 mod timestamp;
 

@@ -97,7 +97,7 @@ pub struct Proposal {
 
 /// Why a command could not be applied. Nothing changes when one is
 /// returned.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum CommandError {
     /// An agreement rule was broken.
     #[error(transparent)]

@@ -113,7 +113,7 @@ pub enum IsaStatus {
 }
 
 /// Why an agreement could not be changed as asked.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum IsaError {
     /// The terms are incomplete or inconsistent.
     #[error("invalid terms: {0}")]

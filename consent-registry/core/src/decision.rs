@@ -119,13 +119,75 @@ pub enum Obligation {
     NotifyPatient,
 }
 
+/// One of the patient's directives, as the decision needs it: one that is
+/// in force at the request's time. Caches that keep directives compactly
+/// build these on the fly (see [`decide_with_choices`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice<'a> {
+    /// The directive's id.
+    pub id: &'a str,
+    /// What it says.
+    pub rule: ChoiceRule<'a>,
+}
+
+/// What a [`Choice`] says (a [`DirectiveRule`] by reference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChoiceRule<'a> {
+    /// Do not share anything about me.
+    DissentAll,
+    /// Do not share with this organisation (ODS code).
+    DenyOrganisation(&'a str),
+    /// Do not share this kind of information.
+    DenyCategory(Category),
+    /// Share with this organisation even though I dissent more broadly.
+    AllowOrganisation(&'a str),
+}
+
+impl<'a> Choice<'a> {
+    /// A directive as a choice (whether it is in force is not checked).
+    pub fn of(directive: &'a Directive) -> Self {
+        Self {
+            id: &directive.id,
+            rule: match &directive.rule {
+                DirectiveRule::DissentAll => ChoiceRule::DissentAll,
+                DirectiveRule::DenyOrganisation(code) => {
+                    ChoiceRule::DenyOrganisation(code.as_str())
+                }
+                DirectiveRule::DenyCategory(category) => ChoiceRule::DenyCategory(*category),
+                DirectiveRule::AllowOrganisation(code) => {
+                    ChoiceRule::AllowOrganisation(code.as_str())
+                }
+            },
+        }
+    }
+}
+
 /// Decides a flow from the agreements and the patient's directives.
 /// `directives` may hold any patient's directives; only those of the
-/// request's patient count.
+/// request's patient, in force at the request's time, count.
 pub fn decide<'i>(
     request: &DecisionRequest<'_>,
     agreements: impl IntoIterator<Item = &'i Agreement>,
     directives: &[Directive],
+    model: ConsentModel,
+) -> Decision {
+    let choices: Vec<Choice<'_>> = match request.nhs_number {
+        Some(nhs_number) => directives
+            .iter()
+            .filter(|d| &d.nhs_number == nhs_number && d.in_force_at(request.at))
+            .map(Choice::of)
+            .collect(),
+        None => Vec::new(),
+    };
+    decide_with_choices(request, agreements, &choices, model)
+}
+
+/// [`decide`], given the patient's choices in force at the request's time
+/// (ignored when the request names no patient).
+pub fn decide_with_choices<'i>(
+    request: &DecisionRequest<'_>,
+    agreements: impl IntoIterator<Item = &'i Agreement>,
+    choices: &[Choice<'_>],
     model: ConsentModel,
 ) -> Decision {
     let emergency = request.purpose == PurposeOfUse::EmergencyCare;
@@ -155,7 +217,7 @@ pub fn decide<'i>(
     let isa_ref = Some((isa_id.to_owned(), isa_version));
     let (permitted, reason, deciding) = match request.nhs_number {
         None => (false, Reason::PatientNotIdentified, vec![]),
-        Some(nhs_number) => patient_choice(request, nhs_number, directives, model),
+        Some(_) => patient_choice(request, choices, model),
     };
     if permitted {
         return Decision {
@@ -201,35 +263,31 @@ pub fn decide<'i>(
 /// Steps 2 and 3: the patient's own choices, most specific first.
 fn patient_choice(
     request: &DecisionRequest<'_>,
-    nhs_number: &NhsNumber,
-    directives: &[Directive],
+    choices: &[Choice<'_>],
     model: ConsentModel,
 ) -> (bool, Reason, Vec<String>) {
-    let mine: Vec<&Directive> = directives
-        .iter()
-        .filter(|d| &d.nhs_number == nhs_number && d.in_force_at(request.at))
-        .collect();
-    let ids = |wanted: &dyn Fn(&DirectiveRule) -> bool| -> Vec<String> {
-        mine.iter()
-            .filter(|d| wanted(&d.rule))
-            .map(|d| d.id.clone())
+    let ids = |wanted: &dyn Fn(&ChoiceRule<'_>) -> bool| -> Vec<String> {
+        choices
+            .iter()
+            .filter(|c| wanted(&c.rule))
+            .map(|c| c.id.to_owned())
             .collect()
     };
-    let recipient = request.recipient.ods_code;
-    let denied_org = ids(&|r| matches!(r, DirectiveRule::DenyOrganisation(o) if o == recipient));
+    let recipient = request.recipient.ods_code.as_str();
+    let denied_org = ids(&|r| matches!(r, ChoiceRule::DenyOrganisation(o) if *o == recipient));
     if !denied_org.is_empty() {
         return (false, Reason::PatientDeniedOrganisation, denied_org);
     }
     let denied_category =
-        ids(&|r| matches!(r, DirectiveRule::DenyCategory(c) if *c == request.category));
+        ids(&|r| matches!(r, ChoiceRule::DenyCategory(c) if *c == request.category));
     if !denied_category.is_empty() {
         return (false, Reason::PatientDeniedCategory, denied_category);
     }
-    let allowed = ids(&|r| matches!(r, DirectiveRule::AllowOrganisation(o) if o == recipient));
+    let allowed = ids(&|r| matches!(r, ChoiceRule::AllowOrganisation(o) if *o == recipient));
     if !allowed.is_empty() {
         return (true, Reason::PatientAllowedOrganisation, allowed);
     }
-    let dissent = ids(&|r| matches!(r, DirectiveRule::DissentAll));
+    let dissent = ids(&|r| matches!(r, ChoiceRule::DissentAll));
     if !dissent.is_empty() {
         return (false, Reason::PatientDissents, dissent);
     }

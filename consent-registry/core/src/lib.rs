@@ -25,7 +25,10 @@ pub mod isa;
 pub mod party;
 
 pub use commands::{Command, CommandError, Proposal};
-pub use decision::{ConsentModel, Decision, DecisionRequest, Obligation, Reason, decide};
+pub use decision::{
+    Choice, ChoiceRule, ConsentModel, Decision, DecisionRequest, Obligation, Reason, decide,
+    decide_with_choices,
+};
 pub use directive::{Directive, DirectiveRule, DirectiveSource};
 pub use grant::CarerGrant;
 pub use isa::{Agreement, IsaError, IsaStatus, IsaTerms, IsaVersion, Signature, StatusNote};

@@ -79,6 +79,13 @@ impl Problems {
         });
     }
 
+    pub(crate) fn first_message(&self) -> String {
+        self.0
+            .first()
+            .map(|p| p.message.clone())
+            .unwrap_or_else(|| "invalid".into())
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.0.len()
     }

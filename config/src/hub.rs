@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::Problems;
+use crate::registry::RegistryClientConfig;
 use crate::{BrokerConfig, ConfigError, toml_file};
 
 /// The hub's configuration (see `config/demo/hub.toml`). Relative paths are
@@ -15,8 +16,14 @@ use crate::{BrokerConfig, ConfigError, toml_file};
 pub struct HubConfig {
     /// The topology file.
     pub topology: PathBuf,
-    /// The policy file (agreements and directives) the hub decides with.
-    pub policy: PathBuf,
+    /// A fixed policy file (agreements and directives) to decide with, for
+    /// tests and small demos. Give this or `[registry]`, not both.
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
+    /// The replicated consent and ISA registry to follow (a local cache fed
+    /// by its watch feed decides every flow).
+    #[serde(default)]
+    pub registry: Option<RegistryClientConfig>,
     /// The broker.
     pub broker: BrokerConfig,
     /// The gRPC endpoint adapters connect to.
@@ -172,6 +179,19 @@ impl HubConfig {
             ),
             _ => {}
         }
+        match (&config.policy, &config.registry) {
+            (None, None) => problems.add(
+                "registry",
+                "give [registry] (endpoints of the consent registry), or policy = \"file\" for a fixed policy",
+            ),
+            (Some(_), Some(_)) => problems.add("policy", "cannot be set together with [registry]; choose one"),
+            (None, Some(registry)) => {
+                for (key, problem) in registry.problems() {
+                    problems.add(format!("registry.{key}"), problem);
+                }
+            }
+            (Some(_), None) => {}
+        }
         if config.amqp_ingress.prefetch == 0 {
             problems.add("amqp_ingress.prefetch", "must be at least 1");
         }
@@ -187,7 +207,7 @@ impl HubConfig {
         problems.into_result(file)?;
         let base = file.parent().unwrap_or(Path::new("."));
         config.topology = base.join(&config.topology);
-        config.policy = base.join(&config.policy);
+        config.policy = config.policy.as_ref().map(|policy| base.join(policy));
         config.store.path = base.join(&config.store.path);
         if let Some(tls) = &mut config.grpc.tls {
             tls.cert = base.join(&tls.cert);
@@ -243,6 +263,21 @@ path = "store"
         ))
         .unwrap();
         assert!(config.grpc.tls.unwrap().cert.is_absolute());
+    }
+
+    #[test]
+    fn a_policy_file_or_a_registry_not_both_nor_neither() {
+        let grpc = "[grpc]\nlisten = \"127.0.0.1:0\"\ninsecure_plaintext = true\n";
+        let registry = "[registry]\nendpoints = [\"127.0.0.1:50071\"]\n";
+        let both = load(&format!("{BASE}{grpc}{registry}")).unwrap_err();
+        assert_eq!(both.problems[0].key, "policy");
+        let neither = BASE.replace("policy = \"policy.toml\"\n", "");
+        let error = load(&format!("{neither}{grpc}")).unwrap_err();
+        assert_eq!(error.problems[0].key, "registry");
+        let config = load(&format!("{neither}{grpc}{registry}")).unwrap();
+        assert_eq!(config.registry.unwrap().max_staleness_ms, 2000);
+        let empty = load(&format!("{neither}{grpc}[registry]\nendpoints = []\n")).unwrap_err();
+        assert_eq!(empty.problems[0].key, "registry.endpoints");
     }
 
     #[test]

@@ -10,9 +10,11 @@
 //!   ([`ods`]): an organisation must exist, be open, and belong to exactly
 //!   one exchange.
 //! - [`broker`]: the RabbitMQ connection and naming.
-//! - [`policy`]: agreements and patient directives the hub decides with
-//!   until the replicated registry serves them.
+//! - [`policy`]: a fixed set of agreements and patient directives, for
+//!   tests, and the demo agreements the registry is seeded with.
 //! - [`hub`]: the hub's own file.
+//! - [`registry`]: a consent registry node's file, and how a hub follows
+//!   the registry.
 //! - [`toml_file`]: reading TOML with path- and line-aware errors.
 //!
 //! The demo topology of London is `config/demo/topology.toml`; the ODS
@@ -23,6 +25,7 @@ pub mod error;
 pub mod hub;
 pub mod ods;
 pub mod policy;
+pub mod registry;
 pub mod toml_file;
 pub mod topology;
 
@@ -31,4 +34,5 @@ pub use error::{ConfigError, Problem};
 pub use hub::HubConfig;
 pub use ods::{OdsRegister, Organisation};
 pub use policy::PolicyConfig;
+pub use registry::{RegistryClientConfig, RegistryConfig};
 pub use topology::{AdapterConfig, Exchange, ExchangeConfig, Region, Topology, Uplink};

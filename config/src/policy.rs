@@ -348,6 +348,20 @@ fn directive_from(raw: DirectiveConfig, key: &str, problems: &mut Problems) -> O
     })
 }
 
+/// A start as written in configuration or on a command line: a date
+/// (`YYYY-MM-DD`, from its first instant, UTC) or an RFC 3339 instant.
+pub fn start_of(text: &str) -> Result<OffsetDateTime, String> {
+    let mut problems = Problems::default();
+    parse_start(text, "", &mut problems).ok_or_else(|| problems.first_message())
+}
+
+/// An end as written: a date means through the end of that day (the
+/// exclusive end is the next midnight, UTC), or an RFC 3339 instant.
+pub fn end_of(text: &str) -> Result<OffsetDateTime, String> {
+    let mut problems = Problems::default();
+    parse_end(text, "", &mut problems).ok_or_else(|| problems.first_message())
+}
+
 fn parse_date(text: &str) -> Option<Date> {
     Date::parse(text, format_description!("[year]-[month]-[day]")).ok()
 }

@@ -18,11 +18,15 @@ impl TryFrom<pb::Directive> for Directive {
         use pb::directive::Rule;
         let rule = match wire.rule {
             Some(Rule::DissentAll(true)) => DirectiveRule::DissentAll,
-            Some(Rule::DenyOrganisation(code)) => DirectiveRule::DenyOrganisation(ods(code, "deny_organisation")?),
-            Some(Rule::DenyCategory(category)) => {
-                DirectiveRule::DenyCategory(category_from_wire(category).map_err(|e| e.within("deny_category"))?)
+            Some(Rule::DenyOrganisation(code)) => {
+                DirectiveRule::DenyOrganisation(ods(code, "deny_organisation")?)
             }
-            Some(Rule::AllowOrganisation(code)) => DirectiveRule::AllowOrganisation(ods(code, "allow_organisation")?),
+            Some(Rule::DenyCategory(category)) => DirectiveRule::DenyCategory(
+                category_from_wire(category).map_err(|e| e.within("deny_category"))?,
+            ),
+            Some(Rule::AllowOrganisation(code)) => {
+                DirectiveRule::AllowOrganisation(ods(code, "allow_organisation")?)
+            }
             Some(Rule::DissentAll(false)) | None => return Err(ValidationError::missing("rule")),
         };
         let source = match pb::DirectiveSource::try_from(wire.source) {
@@ -32,8 +36,10 @@ impl TryFrom<pb::Directive> for Directive {
             Ok(pb::DirectiveSource::BulkImport) => DirectiveSource::BulkImport,
             Err(_) => return Err(unknown_enum("source", wire.source)),
         };
-        let nhs_number = NhsNumber::parse(&required(wire.nhs_number, "nhs_number")?)
-            .map_err(|e| ValidationError::new("nhs_number", ValidationErrorKind::InvalidNhsNumber, e))?;
+        let nhs_number =
+            NhsNumber::parse(&required(wire.nhs_number, "nhs_number")?).map_err(|e| {
+                ValidationError::new("nhs_number", ValidationErrorKind::InvalidNhsNumber, e)
+            })?;
         Ok(Self {
             id: required(wire.directive_id, "directive_id")?,
             nhs_number,
@@ -54,7 +60,9 @@ impl From<Directive> for pb::Directive {
         let rule = match directive.rule {
             DirectiveRule::DissentAll => Rule::DissentAll(true),
             DirectiveRule::DenyOrganisation(code) => Rule::DenyOrganisation(code.into()),
-            DirectiveRule::DenyCategory(category) => Rule::DenyCategory(canonical::Category::from(category) as i32),
+            DirectiveRule::DenyCategory(category) => {
+                Rule::DenyCategory(canonical::Category::from(category) as i32)
+            }
             DirectiveRule::AllowOrganisation(code) => Rule::AllowOrganisation(code.into()),
         };
         let source = match directive.source {

@@ -10,8 +10,13 @@ use crate::registry as pb;
 impl TryFrom<pb::CarerGrant> for CarerGrant {
     type Error = ValidationError;
     fn try_from(wire: pb::CarerGrant) -> Result<Self, Self::Error> {
-        let patient = NhsNumber::parse(&required(wire.patient_nhs_number, "patient_nhs_number")?).map_err(|e| {
-            ValidationError::new("patient_nhs_number", ValidationErrorKind::InvalidNhsNumber, e)
+        let patient = NhsNumber::parse(&required(wire.patient_nhs_number, "patient_nhs_number")?)
+            .map_err(|e| {
+            ValidationError::new(
+                "patient_nhs_number",
+                ValidationErrorKind::InvalidNhsNumber,
+                e,
+            )
         })?;
         Ok(Self {
             id: required(wire.grant_id, "grant_id")?,

@@ -21,23 +21,81 @@ use time::OffsetDateTime;
 use super::timestamp;
 
 /// A required wire timestamp.
-pub(crate) fn required_time(value: Option<prost_types::Timestamp>, field: &str) -> Result<OffsetDateTime, ValidationError> {
+pub(crate) fn required_time(
+    value: Option<prost_types::Timestamp>,
+    field: &str,
+) -> Result<OffsetDateTime, ValidationError> {
     let value = value.ok_or_else(|| ValidationError::missing(field))?;
     timestamp::from_wire(value, field)
 }
 
 /// An optional wire timestamp.
-pub(crate) fn optional_time(value: Option<prost_types::Timestamp>, field: &str) -> Result<Option<OffsetDateTime>, ValidationError> {
+pub(crate) fn optional_time(
+    value: Option<prost_types::Timestamp>,
+    field: &str,
+) -> Result<Option<OffsetDateTime>, ValidationError> {
     timestamp::optional_from_wire(value, field)
 }
 
 /// A time that the registry sets (drafting, recording): absent on a
 /// request, so it defaults to the epoch and is overwritten on apply.
-pub(crate) fn registry_time(value: Option<prost_types::Timestamp>, field: &str) -> Result<OffsetDateTime, ValidationError> {
+pub(crate) fn registry_time(
+    value: Option<prost_types::Timestamp>,
+    field: &str,
+) -> Result<OffsetDateTime, ValidationError> {
     Ok(optional_time(value, field)?.unwrap_or(OffsetDateTime::UNIX_EPOCH))
 }
 
 pub(crate) use timestamp::{optional_to_wire, to_wire};
+
+/// A time from the wire (`None` when absent), for request fields outside
+/// the registry's records, such as the moment a decision is asked for.
+pub fn time_from_wire(
+    value: Option<prost_types::Timestamp>,
+    field: &str,
+) -> Result<Option<OffsetDateTime>, ValidationError> {
+    optional_time(value, field)
+}
+
+/// A time on the wire.
+pub fn time_to_wire(at: OffsetDateTime) -> prost_types::Timestamp {
+    to_wire(at)
+}
+
+/// A category from the wire.
+pub fn category_from_wire(
+    value: i32,
+    field: &str,
+) -> Result<lhcie_model::Category, ValidationError> {
+    super::classification::category_from_wire(value).map_err(|e| e.within(field))
+}
+
+/// A purpose of use from the wire.
+pub fn purpose_from_wire(
+    value: i32,
+    field: &str,
+) -> Result<lhcie_model::PurposeOfUse, ValidationError> {
+    super::classification::purpose_from_wire(value).map_err(|e| e.within(field))
+}
+
+/// The consent model on the wire.
+pub fn consent_model_to_wire(model: lhcie_consent::ConsentModel) -> crate::registry::ConsentModel {
+    match model {
+        lhcie_consent::ConsentModel::Implied => crate::registry::ConsentModel::Implied,
+        lhcie_consent::ConsentModel::ExplicitOptIn => crate::registry::ConsentModel::ExplicitOptIn,
+    }
+}
+
+/// The consent model from the wire (`None` when unspecified or unknown).
+pub fn consent_model_from_wire(value: i32) -> Option<lhcie_consent::ConsentModel> {
+    match crate::registry::ConsentModel::try_from(value) {
+        Ok(crate::registry::ConsentModel::Implied) => Some(lhcie_consent::ConsentModel::Implied),
+        Ok(crate::registry::ConsentModel::ExplicitOptIn) => {
+            Some(lhcie_consent::ConsentModel::ExplicitOptIn)
+        }
+        _ => None,
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -68,7 +126,8 @@ mod tests {
             valid_until: Some(datetime!(2027-01-01 00:00 UTC)),
             document_reference: Some("dcc://isa/1".into()),
         };
-        let mut agreement = Agreement::draft("ISA-1", terms, "ig", datetime!(2025-12-01 00:00 UTC)).unwrap();
+        let mut agreement =
+            Agreement::draft("ISA-1", terms, "ig", datetime!(2025-12-01 00:00 UTC)).unwrap();
         agreement
             .sign(
                 1,
@@ -126,7 +185,10 @@ mod tests {
             DirectiveRule::AllowOrganisation(OdsCode::parse("F83006").unwrap()),
         ] {
             let original = directive(rule);
-            assert_eq!(Directive::try_from(pb::Directive::from(original.clone())).unwrap(), original);
+            assert_eq!(
+                Directive::try_from(pb::Directive::from(original.clone())).unwrap(),
+                original
+            );
         }
     }
 
@@ -135,13 +197,19 @@ mod tests {
         let mut wire = pb::Directive::from(directive(DirectiveRule::DissentAll));
         wire.nhs_number = "9434765918".into();
         let error = Directive::try_from(wire).unwrap_err();
-        assert_eq!((error.field.as_str(), error.kind), ("nhs_number", ValidationErrorKind::InvalidNhsNumber));
+        assert_eq!(
+            (error.field.as_str(), error.kind),
+            ("nhs_number", ValidationErrorKind::InvalidNhsNumber)
+        );
         let mut wire = pb::Directive::from(directive(DirectiveRule::DissentAll));
         wire.rule = None;
         assert_eq!(Directive::try_from(wire).unwrap_err().field, "rule");
         let mut wire = pb::Directive::from(directive(DirectiveRule::DissentAll));
         wire.rule = Some(pb::directive::Rule::DenyOrganisation("ral".into()));
-        assert_eq!(Directive::try_from(wire).unwrap_err().field, "deny_organisation");
+        assert_eq!(
+            Directive::try_from(wire).unwrap_err().field,
+            "deny_organisation"
+        );
     }
 
     #[test]
@@ -158,6 +226,9 @@ mod tests {
             recorded_at: datetime!(2026-01-01 00:00 UTC),
             revocation: None,
         };
-        assert_eq!(CarerGrant::try_from(pb::CarerGrant::from(original.clone())).unwrap(), original);
+        assert_eq!(
+            CarerGrant::try_from(pb::CarerGrant::from(original.clone())).unwrap(),
+            original
+        );
     }
 }

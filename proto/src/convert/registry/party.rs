@@ -16,7 +16,9 @@ impl TryFrom<pb::IsaParty> for IsaParty {
             Some(Scope::ExchangeId(id)) => ExchangeId::parse(&id)
                 .map(IsaParty::Exchange)
                 .map_err(|e| ValidationError::invalid("exchange_id", e)),
-            Some(Scope::Region(region)) if !region.trim().is_empty() => Ok(IsaParty::Region(region)),
+            Some(Scope::Region(region)) if !region.trim().is_empty() => {
+                Ok(IsaParty::Region(region))
+            }
             Some(Scope::Region(_)) | None => Err(ValidationError::missing("scope")),
         }
     }

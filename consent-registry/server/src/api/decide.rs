@@ -1,0 +1,79 @@
+//! Decisions on the registry's own copy, for tools and for explaining a
+//! decision; the hub decides from its cache instead.
+
+use lhcie_consent::{DecisionRequest, OrgRef, decide};
+use lhcie_model::{NhsNumber, OdsCode};
+use lhcie_proto::convert::registry::{
+    category_from_wire, decision_to_wire, purpose_from_wire, time_from_wire,
+};
+use lhcie_proto::registry as pb;
+use time::OffsetDateTime;
+
+use super::RegistryApi;
+
+fn invalid(error: impl std::fmt::Display) -> tonic::Status {
+    tonic::Status::invalid_argument(error.to_string())
+}
+
+impl RegistryApi {
+    /// Decides one flow.
+    pub(super) fn decide_one(
+        &self,
+        request: pb::DecideRequest,
+    ) -> Result<pb::Decision, tonic::Status> {
+        let revision = self.registry.revision();
+        let nhs_number = match request.nhs_number.trim() {
+            "" => None,
+            text => Some(NhsNumber::parse(text).map_err(|e| invalid(format!("nhs_number: {e}")))?),
+        };
+        let sender =
+            OdsCode::parse(&request.sender_ods).map_err(|e| invalid(format!("sender_ods: {e}")))?;
+        let recipient = OdsCode::parse(&request.recipient_ods)
+            .map_err(|e| invalid(format!("recipient_ods: {e}")))?;
+        let placement = |code: &OdsCode, field: &str| {
+            self.placements.placement(code).ok_or_else(|| {
+                tonic::Status::not_found(format!(
+                    "{field}: organisation {code} is not in the topology"
+                ))
+            })
+        };
+        let sender_at = placement(&sender, "sender_ods")?;
+        let recipient_at = placement(&recipient, "recipient_ods")?;
+        let category = category_from_wire(request.category, "category").map_err(invalid)?;
+        let purpose = purpose_from_wire(request.purpose, "purpose").map_err(invalid)?;
+        let at = time_from_wire(request.at, "at")
+            .map_err(invalid)?
+            .unwrap_or_else(OffsetDateTime::now_utc);
+        let directives = match &nhs_number {
+            Some(nhs_number) => self
+                .registry
+                .directives_of(nhs_number)
+                .map_err(|e| tonic::Status::internal(format!("reading directives: {e}")))?,
+            None => Vec::new(),
+        };
+        let question = DecisionRequest {
+            nhs_number: nhs_number.as_ref(),
+            sender: OrgRef {
+                ods_code: &sender,
+                exchange: &sender_at.exchange,
+                region: &sender_at.region,
+            },
+            recipient: OrgRef {
+                ods_code: &recipient,
+                exchange: &recipient_at.exchange,
+                region: &recipient_at.region,
+            },
+            category,
+            purpose,
+            at,
+        };
+        let agreements = self.registry.agreements.read().expect("agreements lock");
+        let decision = decide(
+            &question,
+            agreements.values(),
+            &directives,
+            self.consent_model,
+        );
+        Ok(decision_to_wire(&decision, revision))
+    }
+}

@@ -1,0 +1,83 @@
+//! Replicated writes: who asks, proposing to Raft, and what broken rules
+//! mean on the wire.
+
+use std::time::Duration;
+
+use lhcie_consent::{Command, CommandError, IsaError, Proposal};
+use time::OffsetDateTime;
+
+use super::RegistryApi;
+use crate::types::{Applied, Outcome};
+
+/// The metadata entry naming the caller.
+pub const ACTOR_HEADER: &str = "lhcie-actor";
+
+/// How long a write may wait to be committed before the caller is told
+/// its outcome is unknown.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The caller, from the `lhcie-actor` header.
+pub fn actor<T>(request: &tonic::Request<T>) -> Result<String, tonic::Status> {
+    let actor = request
+        .metadata()
+        .get(ACTOR_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .unwrap_or_default();
+    if actor.is_empty() || actor.len() > 200 || actor.chars().any(char::is_control) {
+        return Err(tonic::Status::unauthenticated(format!(
+            "name yourself in the {ACTOR_HEADER} header (1 to 200 printable characters): changes record who made them"
+        )));
+    }
+    Ok(actor.to_owned())
+}
+
+/// A broken rule on the wire. Messages name records by id, never a
+/// patient.
+pub fn rule_broken(error: CommandError) -> tonic::Status {
+    let message = error.to_string();
+    match error {
+        CommandError::NoSuchAgreement(_)
+        | CommandError::NoSuchDirective(_)
+        | CommandError::NoSuchGrant(_)
+        | CommandError::Isa(IsaError::NoSuchVersion { .. }) => tonic::Status::not_found(message),
+        CommandError::AgreementExists(_) => tonic::Status::already_exists(message),
+        CommandError::Invalid(_) | CommandError::Isa(IsaError::InvalidTerms(_)) => {
+            tonic::Status::invalid_argument(message)
+        }
+        CommandError::AlreadyWithdrawn(_) | CommandError::Isa(_) => {
+            tonic::Status::failed_precondition(message)
+        }
+    }
+}
+
+impl RegistryApi {
+    /// Proposes `command` on behalf of `actor` and waits until it is
+    /// committed by a quorum and applied here. The time recorded is the
+    /// leader's clock now.
+    pub(super) async fn propose(
+        &self,
+        command: Command,
+        actor: String,
+    ) -> Result<(u64, Outcome), tonic::Status> {
+        self.leadership.require()?;
+        let kind = lhcie_consent::commands::name(&command);
+        let proposal = Proposal {
+            command,
+            by: actor,
+            at: OffsetDateTime::now_utc(),
+        };
+        let written = tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(proposal))
+            .await
+            .map_err(|_| {
+                tonic::Status::unavailable(format!(
+                    "{kind} was not committed within {} s (the cluster may have lost its quorum); it may still be applied: read it back before retrying",
+                    WRITE_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| self.leadership.write_failed(e))?;
+        let Applied { revision, outcome } = written.data;
+        metrics::counter!("registry_writes_total", "command" => kind, "result" => if outcome.is_ok() { "applied" } else { "refused" }).increment(1);
+        outcome.map(|o| (revision, o)).map_err(rule_broken)
+    }
+}

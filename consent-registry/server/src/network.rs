@@ -1,0 +1,236 @@
+//! Raft between nodes: the client side (openraft's `RaftNetwork`) and the
+//! server side (`lhcie.registry.v1.RaftInternal`), a gRPC service separate
+//! from the public API. Raft's messages travel as postcard inside a
+//! `RaftPayload`; a reply carries the remote node's `Result`.
+
+use std::time::Duration;
+
+use lhcie_proto::registry::RaftPayload;
+use lhcie_proto::registry::raft_internal_client::RaftInternalClient;
+use lhcie_proto::registry::raft_internal_server::RaftInternal;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::types::{Node, NodeId, Raft, TypeConfig};
+
+/// The largest Raft message accepted (snapshot chunks and entry batches).
+pub const MAX_RAFT_MESSAGE: usize = 64 * 1024 * 1024;
+
+fn to_payload<T: Serialize>(value: &T) -> Result<RaftPayload, postcard::Error> {
+    Ok(RaftPayload {
+        data: postcard::to_stdvec(value)?.into(),
+    })
+}
+
+fn from_payload<T: DeserializeOwned>(payload: &RaftPayload) -> Result<T, postcard::Error> {
+    postcard::from_bytes(&payload.data)
+}
+
+/// Makes connections to other nodes.
+#[derive(Debug, Clone, Default)]
+pub struct Network;
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: NodeId, node: &Node) -> Self::Network {
+        let channel = Endpoint::from_shared(format!("http://{}", node.raft_address))
+            .map(|endpoint| {
+                endpoint
+                    .connect_timeout(Duration::from_secs(2))
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(10))
+                    .connect_lazy()
+            })
+            .map_err(|e| e.to_string());
+        Connection { target, channel }
+    }
+}
+
+/// A connection to one node.
+pub struct Connection {
+    target: NodeId,
+    channel: Result<Channel, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Failure(String);
+
+/// The Raft calls.
+#[derive(Debug, Clone, Copy)]
+enum Rpc {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+impl Connection {
+    /// Sends one message and decodes the remote node's answer.
+    async fn call<Req, Resp, E>(
+        &mut self,
+        rpc: Rpc,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, Node, E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let channel = self
+            .channel
+            .clone()
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&Failure(e))))?;
+        let mut client = RaftInternalClient::new(channel)
+            .max_decoding_message_size(MAX_RAFT_MESSAGE)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE);
+        let payload = to_payload(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let mut request = tonic::Request::new(payload);
+        request.set_timeout(option.hard_ttl());
+        let reply = match rpc {
+            Rpc::AppendEntries => client.append_entries(request).await,
+            Rpc::Vote => client.vote(request).await,
+            Rpc::InstallSnapshot => client.install_snapshot(request).await,
+        };
+        let reply = reply.map_err(|status| {
+            let failure = Failure(format!("{rpc:?} to node {}: {status}", self.target));
+            match status.code() {
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+                    RPCError::Unreachable(Unreachable::new(&failure))
+                }
+                _ => RPCError::Network(NetworkError::new(&failure)),
+            }
+        })?;
+        let result: Result<Resp, E> =
+            from_payload(reply.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Connection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        self.call(Rpc::AppendEntries, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call(Rpc::InstallSnapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        self.call(Rpc::Vote, &rpc, &option).await
+    }
+}
+
+/// The server side: hands messages from other nodes to the local Raft.
+pub struct RaftService {
+    raft: Raft,
+}
+
+impl RaftService {
+    /// Serves `raft`.
+    pub fn new(raft: Raft) -> Self {
+        Self { raft }
+    }
+}
+
+fn bad_payload(error: postcard::Error) -> tonic::Status {
+    tonic::Status::invalid_argument(format!("not a Raft message: {error}"))
+}
+
+fn reply<T: Serialize>(result: &T) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+    to_payload(result)
+        .map(tonic::Response::new)
+        .map_err(|e| tonic::Status::internal(e.to_string()))
+}
+
+#[tonic::async_trait]
+impl RaftInternal for RaftService {
+    async fn append_entries(
+        &self,
+        request: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let rpc: AppendEntriesRequest<TypeConfig> =
+            from_payload(request.get_ref()).map_err(bad_payload)?;
+        reply(&self.raft.append_entries(rpc).await)
+    }
+
+    async fn vote(
+        &self,
+        request: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let rpc: VoteRequest<NodeId> = from_payload(request.get_ref()).map_err(bad_payload)?;
+        reply(&self.raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        let rpc: InstallSnapshotRequest<TypeConfig> =
+            from_payload(request.get_ref()).map_err(bad_payload)?;
+        reply(&self.raft.install_snapshot(rpc).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lhcie_consent::{Command, Proposal};
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Vote};
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn raft_messages_survive_the_wire() {
+        let request = AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new_committed(3, 1),
+            prev_log_id: Some(LogId::new(CommittedLeaderId::new(3, 1), 9)),
+            entries: vec![Entry {
+                log_id: LogId::new(CommittedLeaderId::new(3, 1), 10),
+                payload: EntryPayload::Normal(Proposal {
+                    command: Command::RevokeIsa {
+                        id: "ISA-1".into(),
+                        reason: "breach".into(),
+                    },
+                    by: "dpo".into(),
+                    at: datetime!(2026-11-21 12:00:00.123456789 UTC),
+                }),
+            }],
+            leader_commit: Some(LogId::new(CommittedLeaderId::new(3, 1), 9)),
+        };
+        let payload = to_payload(&request).unwrap();
+        let back: AppendEntriesRequest<TypeConfig> = from_payload(&payload).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{request:?}"));
+
+        let error: Result<VoteResponse<NodeId>, RaftError<NodeId>> =
+            Err(RaftError::Fatal(openraft::error::Fatal::Stopped));
+        let back: Result<VoteResponse<NodeId>, RaftError<NodeId>> =
+            from_payload(&to_payload(&error).unwrap()).unwrap();
+        assert_eq!(back, error);
+    }
+}

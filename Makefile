@@ -1,6 +1,7 @@
 # London Health and Care Information Exchange hub.
 #
 #   make run     build and start the demo (see README.md); make stop ends it
+#                (REGISTRY_NODES=3 make run: a three-node registry cluster)
 #   make test    the whole test suite (starts RabbitMQ if it is not running)
 #   make verify  formatting, lints, tests and docs: run before every commit
 #   make bench   every benchmark, one BENCH line per figure
@@ -10,6 +11,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 HUB_CONFIG ?= config/demo/hub.toml
+REGISTRY_NODES ?= 1
 
 .PHONY: run stop test verify fmt fmt-check clippy doc bench broker build python
 
@@ -25,7 +27,7 @@ python:
 	@scripts/ensure-python.sh
 
 run: broker build
-	@scripts/demo.sh "$(HUB_CONFIG)"
+	@REGISTRY_NODES=$(REGISTRY_NODES) scripts/demo.sh "$(HUB_CONFIG)"
 
 # Stop what `make run` started.
 stop:

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # The demo behind `make run`:
-#   1. validates the configuration (topology, policy, hub);
-#   2. makes a development PKI (CA, hub certificate, one client certificate
+#   1. validates the configuration (topology, registry, hub);
+#   2. starts the consent and ISA registry (one node, or three with
+#      REGISTRY_NODES=3) with fresh data, and seeds it with the demo's
+#      agreements and patient directives (config/demo/policy.toml);
+#   3. makes a development PKI (CA, hub certificate, one client certificate
 #      per exchange) and one broker user per exchange;
-#   3. starts the hub and two native adapters in the background;
-#   4. sends a discharge summary from Imperial (RYJ, North West London) to
-#      the Royal Free (RAL, North Central London), and one the policy denies,
-#      and shows the routes, the outcomes and the delivery receipt.
+#   4. starts the hub (which follows the registry) and two native adapters;
+#   5. asks the registry to explain one permitted and one denied flow, then
+#      sends both as discharge summaries from Imperial (RYJ, North West
+#      London) to the Royal Free (RAL, North Central London) and shows the
+#      outcomes and the delivery receipt.
 # Everything keeps running until `make stop`.
 set -euo pipefail
 config=${1:-config/demo/hub.toml}
+nodes=${REGISTRY_NODES:-1}
 bin=target/debug
 var=var
 mkdir -p "$var/log" "$var/run"
@@ -27,6 +32,30 @@ scripts/demo-stop.sh quiet
 
 say "Checking the configuration ($config)"
 "$bin/hub" check-config "$config"
+
+case "$nodes" in
+  1) registry_configs=(config/demo/registry.toml) ;;
+  3) registry_configs=(config/demo/registry-cluster/node1.toml config/demo/registry-cluster/node2.toml config/demo/registry-cluster/node3.toml) ;;
+  *) echo "REGISTRY_NODES is 1 or 3"; exit 1 ;;
+esac
+say "Starting the consent and ISA registry ($nodes node(s), API 127.0.0.1:5007x, fresh data in var/registry-*)"
+rm -rf "$var"/registry-*
+n=0
+for registry_config in "${registry_configs[@]}"; do
+  n=$((n + 1))
+  "$bin/registry" check-config --config "$registry_config" >/dev/null
+  LHCIE_LOG=info nohup "$bin/registry" serve --config "$registry_config" >"$var/log/registry-$n.out" 2>"$var/log/registry-$n.log" &
+  echo $! >"$var/run/registry-$n.pid"
+done
+export LHCIE_REGISTRY=127.0.0.1:50071,127.0.0.1:50072,127.0.0.1:50073 LHCIE_ACTOR=demo-ig-officer
+for _ in $(seq 1 100); do
+  if "$bin/registry" status >/dev/null 2>&1; then break; fi
+  sleep 0.1
+done
+"$bin/registry" status
+say "Seeding the registry with the demo's agreements and directives (config/demo/policy.toml)"
+"$bin/registry" seed --policy config/demo/policy.toml --topology config/demo/topology.toml
+"$bin/registry" isa list
 
 say "Development PKI (var/pki) and broker users (var/secrets)"
 "$bin/hub" dev-pki "$config" "$var/pki"
@@ -56,6 +85,12 @@ adapter nwl-imperial
 adapter ncl-royal-free
 sleep 1
 
+say "What the registry decides, and why"
+echo "\$ registry decide --nhs 9434765919 --sender RYJ --recipient RAL --category discharge-summary"
+"$bin/registry" decide --nhs 9434765919 --sender RYJ --recipient RAL --category discharge-summary
+echo "\$ registry decide --nhs 9000000009 --sender RYJ --recipient RAL --category discharge-summary"
+"$bin/registry" decide --nhs 9000000009 --sender RYJ --recipient RAL --category discharge-summary
+
 send() { "$bin/native-adapter" --hub https://127.0.0.1:50051 --pki "$var/pki" --exchange nwl-imperial send "$@"; }
 say "Sending a discharge summary from Imperial (RYJ, NWL) to the Royal Free (RAL, NCL)"
 send --example discharge-summary --from RYJ --to RAL
@@ -71,10 +106,14 @@ cat "$var/log/adapter-nwl-imperial.log"
 cat <<EOT
 
 Running now:
+  registry                 $nodes node(s), API 127.0.0.1:5007x (registry status; logs var/log/registry-*.log)
   hub                      pid $(cat "$var/run/hub.pid"), gRPC 127.0.0.1:50051 (mutual TLS), admin http://127.0.0.1:9464
                            (/readyz, /adapters, /audit/messages/<id>, /audit/patients/<nhs-number>); log var/log/hub.log
   native adapters          nwl-imperial, ncl-royal-free (logs var/log/adapter-*.log)
 Try:
+  $bin/registry directive set --id DIR-DEMO-9 --nhs 9434765919 --deny-organisation RAL --from 2026-01-01 --source patient-account
+  $bin/registry decide --nhs 9434765919 --sender RYJ --recipient RAL --category discharge-summary
+  $bin/registry isa list     (LHCIE_REGISTRY and LHCIE_ACTOR as set by this script, or --registry/--actor)
   $bin/native-adapter --exchange nwl-imperial send --example care-event --from RYJ
   curl -s http://127.0.0.1:9464/audit/patients/9000000009
 Stop everything with:  make stop

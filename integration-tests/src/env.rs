@@ -150,6 +150,30 @@ shutdown_grace_seconds = 10
         self.dir.path()
     }
 
+    /// The test topology file.
+    pub fn topology_file(&self) -> PathBuf {
+        self.dir.path().join("topology.toml")
+    }
+
+    /// The test policy file (the registry is seeded from it).
+    pub fn policy_file(&self) -> PathBuf {
+        self.dir.path().join("policy.toml")
+    }
+
+    /// Makes the hub follow the consent registry at `endpoints` instead of
+    /// the policy file, holding messages when its copy is older than
+    /// `max_staleness_ms`.
+    pub fn use_registry(&self, endpoints: &[String], max_staleness_ms: u64) {
+        let text = std::fs::read_to_string(&self.hub_config).expect("hub.toml");
+        let endpoints: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
+        let text = text.replace("policy = \"policy.toml\"\n", "")
+            + &format!(
+                "[registry]\nendpoints = [{}]\nmax_staleness_ms = {max_staleness_ms}\n",
+                endpoints.join(", ")
+            );
+        std::fs::write(&self.hub_config, text).expect("hub.toml");
+    }
+
     /// The broker names of this run.
     pub fn names(&self) -> Names {
         Names::new(&self.prefix)
@@ -263,7 +287,8 @@ where
     }
 }
 
-fn write_topology(dir: &Path) {
+/// Writes the test topology (`topology.toml`) into `dir`.
+pub fn write_topology(dir: &Path) {
     let reference = repository().join("config/reference");
     let mut text = format!(
         "ods_reference = [\"{}\", \"{}\"]\n",
@@ -294,7 +319,8 @@ fn write_topology(dir: &Path) {
 /// has denied the Royal Free (RAL).
 pub const DENIED_PATIENT: &str = "9000000009";
 
-fn write_policy(dir: &Path) {
+/// Writes the test policy (`policy.toml`) into `dir`.
+pub fn write_policy(dir: &Path) {
     std::fs::write(
         dir.join("policy.toml"),
         format!(

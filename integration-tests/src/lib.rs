@@ -10,12 +10,18 @@
 //! - [`hub`]: the hub as a child process: start, readiness, `kill -9`,
 //!   SIGTERM, admin queries.
 //! - [`traffic`]: envelopes to send, and receivers that count what arrives.
+//! - [`registry`]: consent registry nodes as child processes, clusters of
+//!   them on loopback ports.
+//! - [`proxy`]: a TCP proxy a test can cut, to break the hub's registry
+//!   feed.
 //!
 //! The binaries must be built first (`make test` does:
 //! `cargo build --workspace --bins`).
 
 pub mod env;
 pub mod hub;
+pub mod proxy;
+pub mod registry;
 pub mod traffic;
 
 /// The path of a workspace binary of the same profile: beside the running

@@ -1,5 +1,7 @@
 //! The operations HTTP endpoint: liveness, readiness (false while the
-//! broker is unreachable, saying why), audit queries and adapter status.
+//! broker is unreachable or the consent registry copy cannot be proven
+//! current, saying why), audit queries, adapter status and the registry
+//! copy's freshness.
 //!
 //! It serves patient-identifying audit records, so it listens on a
 //! management address only (127.0.0.1 in the demo).
@@ -14,6 +16,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use lhcie_model::NhsNumber;
+use lhcie_registry_client::RegistryPolicy;
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -30,6 +33,9 @@ pub struct AdminState {
     pub adapters: Arc<AdapterRegistry>,
     /// Whether the AMQP ingress consumer is active (`None` if disabled).
     pub ingress_consuming: Option<watch::Receiver<bool>>,
+    /// The registry copy the hub decides with (`None` with a fixed policy
+    /// file).
+    pub registry: Option<Arc<RegistryPolicy>>,
 }
 
 /// The routes.
@@ -38,6 +44,7 @@ pub fn routes(state: AdminState) -> Http {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/adapters", get(adapters))
+        .route("/registry", get(registry))
         .route("/audit/messages/{message_id}", get(audit_of_message))
         .route("/audit/patients/{nhs_number}", get(audit_of_patient))
         .with_state(state)
@@ -53,6 +60,11 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     {
         problems.push("amqp ingress: not consuming".to_owned());
     }
+    if let Some(registry) = &state.registry
+        && let Some(problem) = registry.health().problem
+    {
+        problems.push(format!("consent registry: {problem} (messages are held)"));
+    }
     let status = if problems.is_empty() {
         StatusCode::OK
     } else {
@@ -62,6 +74,31 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
         status,
         Json(serde_json::json!({ "ready": problems.is_empty(), "problems": problems })),
     )
+}
+
+/// How current the hub's copy of the consent registry is.
+async fn registry(State(state): State<AdminState>) -> impl IntoResponse {
+    match &state.registry {
+        None => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "source": "policy file" })),
+        ),
+        Some(registry) => {
+            let health = registry.health();
+            (
+                StatusCode::OK,
+                Json(serde_json::json!({
+                    "source": "registry",
+                    "fresh": health.fresh,
+                    "problem": health.problem,
+                    "revision": health.revision,
+                    "proven_age_ms": health.proven_age.map(|age| age.as_millis() as u64),
+                    "agreements": health.agreements,
+                    "directives": health.directives,
+                })),
+            )
+        }
+    }
 }
 
 async fn adapters(State(state): State<AdminState>) -> impl IntoResponse {

@@ -15,8 +15,9 @@ use std::time::Duration;
 use anyhow::Context;
 use lhcie_broker::{BrokerTopology, Names};
 use lhcie_config::{HubConfig, PolicyConfig, Topology};
-use lhcie_hub_core::{RouteTable, StaticPolicy};
+use lhcie_hub_core::{Policy, RouteTable, StaticPolicy};
 use lhcie_proto::hub::exchange_server::ExchangeServer;
+use lhcie_registry_client::{RegistryClient, RegistryPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -49,7 +50,6 @@ pub async fn run(
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     let topology = Topology::load(&config.topology)?;
-    let policy = PolicyConfig::load(&config.policy, &topology)?;
     let mut table = RouteTable::new();
     for exchange in topology.exchanges() {
         for organisation in &exchange.organisations {
@@ -61,7 +61,27 @@ pub async fn run(
         }
     }
     let exchanges: HashSet<_> = topology.exchanges().iter().map(|e| e.id.clone()).collect();
-    let policy = StaticPolicy::new(policy.agreements, policy.directives, policy.consent_model);
+    let (policy, registry): (Arc<dyn Policy>, _) = match (&config.policy, &config.registry) {
+        (Some(file), _) => {
+            let fixed = PolicyConfig::load(file, &topology)?;
+            let policy = StaticPolicy::new(fixed.agreements, fixed.directives, fixed.consent_model);
+            (Arc::new(policy), None)
+        }
+        (None, Some(registry)) => {
+            let staleness = Duration::from_millis(registry.max_staleness_ms);
+            let cache = Arc::new(RegistryPolicy::new(staleness));
+            let client = RegistryClient::new(registry.endpoints.clone(), "hub")
+                .map_err(|e| anyhow::anyhow!("registry endpoints: {}", e.message()))?;
+            tokio::spawn(lhcie_registry_client::follow(
+                client,
+                cache.clone(),
+                staleness,
+                shutdown.clone(),
+            ));
+            (cache.clone() as Arc<dyn Policy>, Some(cache))
+        }
+        (None, None) => anyhow::bail!("the hub needs a policy file or a registry"),
+    };
 
     let store = Store::open(
         &config.store.path,
@@ -77,7 +97,7 @@ pub async fn run(
     let router = Arc::new(Router::new(
         table,
         exchanges,
-        Arc::new(policy),
+        policy,
         store.clone(),
         link,
         names,
@@ -130,6 +150,7 @@ pub async fn run(
         router: router.clone(),
         adapters: adapters.clone(),
         ingress_consuming,
+        registry,
     });
     let admin_shutdown = shutdown.clone();
     tasks.spawn(async move {

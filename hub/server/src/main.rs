@@ -128,8 +128,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::CheckConfig { config } => {
             let (hub, topology) = load(&config)?;
-            let policy = PolicyConfig::load(&hub.policy, &topology)?;
-            print_summary(&hub, &topology, &policy);
+            let policy = match &hub.policy {
+                Some(file) => Some(PolicyConfig::load(file, &topology)?),
+                None => None,
+            };
+            print_summary(&hub, &topology, policy.as_ref());
             Ok(())
         }
         Command::BootstrapBroker { config } => {
@@ -225,7 +228,7 @@ fn load(file: &Path) -> anyhow::Result<(HubConfig, Topology)> {
     Ok((hub, topology))
 }
 
-fn print_summary(hub: &HubConfig, topology: &Topology, policy: &PolicyConfig) {
+fn print_summary(hub: &HubConfig, topology: &Topology, policy: Option<&PolicyConfig>) {
     let organisations: usize = topology
         .exchanges()
         .iter()
@@ -252,13 +255,21 @@ fn print_summary(hub: &HubConfig, topology: &Topology, policy: &PolicyConfig) {
             exchanges.join(", ")
         );
     }
-    println!(
-        "policy {}: {} agreements, {} patient directives, consent model {:?}",
-        hub.policy.display(),
-        policy.agreements.len(),
-        policy.directives.len(),
-        policy.consent_model
-    );
+    match (policy, &hub.policy, &hub.registry) {
+        (Some(policy), Some(file), _) => println!(
+            "policy file {}: {} agreements, {} patient directives, consent model {:?}",
+            file.display(),
+            policy.agreements.len(),
+            policy.directives.len(),
+            policy.consent_model
+        ),
+        (_, _, Some(registry)) => println!(
+            "consent registry at {} (messages held when its copy is older than {} ms)",
+            registry.endpoints.join(", "),
+            registry.max_staleness_ms
+        ),
+        _ => {}
+    }
     println!(
         "broker {} prefix `{}`",
         hub.broker.redacted_url(),

@@ -36,7 +36,7 @@ fn check_config_accepts_the_demo() {
     let stdout = text(&output.stdout);
     assert!(stdout.contains("5 regions, 35 exchanges"), "{stdout}");
     assert!(
-        stdout.contains("4 agreements, 3 patient directives"),
+        stdout.contains("consent registry at 127.0.0.1:50071"),
         "{stdout}"
     );
     assert!(

@@ -1,0 +1,304 @@
+//! Registry nodes as child processes, and clusters of them on loopback
+//! ports.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lhcie_proto::registry as pb;
+use lhcie_proto::registry::consent_registry_client::ConsentRegistryClient;
+use lhcie_registry_client::RegistryClient;
+
+/// How the nodes of a test cluster are configured.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// `implied` or `explicit-opt-in`.
+    pub consent_model: &'static str,
+    /// Build a snapshot (and purge the log) after this many entries.
+    pub snapshot_after_entries: u64,
+    /// Watch heartbeat interval, in milliseconds.
+    pub watch_heartbeat_ms: u64,
+    /// Changes kept for reconnecting watchers.
+    pub change_log_capacity: u64,
+    /// Log entries kept behind a snapshot.
+    pub keep_entries_after_snapshot: u64,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            consent_model: "implied",
+            snapshot_after_entries: 20_000,
+            watch_heartbeat_ms: 100,
+            change_log_capacity: 1_000_000,
+            keep_entries_after_snapshot: 1000,
+        }
+    }
+}
+
+/// One node.
+pub struct RegistryNode {
+    /// Its id.
+    pub id: u64,
+    /// Its Raft port.
+    pub raft_port: u16,
+    /// Its API port.
+    pub api_port: u16,
+    config: PathBuf,
+    data: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl RegistryNode {
+    /// `host:port` of its API.
+    pub fn api(&self) -> String {
+        format!("127.0.0.1:{}", self.api_port)
+    }
+
+    /// Starts (or restarts) the process.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "node {} is running", self.id);
+        self.starts += 1;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("registry log");
+        let child = Command::new(crate::binary("registry"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("LHCIE_LOG", "info,openraft=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting a registry node");
+        self.child = Some(child);
+    }
+
+    /// Kills the process with SIGKILL.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process runs.
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Its data folder.
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Its status, straight from it (not following the leader).
+    pub async fn status(&self) -> Option<pb::StatusResponse> {
+        let mut client = ConsentRegistryClient::connect(format!("http://{}", self.api()))
+            .await
+            .ok()?;
+        let call = client.status(pb::StatusRequest {});
+        tokio::time::timeout(Duration::from_secs(2), call)
+            .await
+            .ok()?
+            .ok()
+            .map(|r| r.into_inner())
+    }
+}
+
+impl Drop for RegistryNode {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A cluster of registry processes on loopback ports.
+pub struct RegistryCluster {
+    /// Its nodes, by position (node id = position + 1).
+    pub nodes: Vec<RegistryNode>,
+}
+
+impl RegistryCluster {
+    /// Configures `size` nodes in `dir` (the topology is `topology`), and
+    /// starts them all.
+    pub fn start(dir: &Path, topology: &Path, size: usize, options: &ClusterOptions) -> Self {
+        let mut cluster = Self::configure(dir, topology, size, size, options);
+        for node in &mut cluster.nodes {
+            node.start();
+        }
+        cluster
+    }
+
+    /// Configures `size` nodes of which the first `initial` form the
+    /// cluster (the others are added later), starting none.
+    pub fn configure(
+        dir: &Path,
+        topology: &Path,
+        size: usize,
+        initial: usize,
+        options: &ClusterOptions,
+    ) -> Self {
+        let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
+        let members: String = ports
+            .iter()
+            .take(initial)
+            .enumerate()
+            .map(|(i, (raft, api))| {
+                format!(
+                    "[[cluster.initial_members]]\nid = {}\nraft = \"127.0.0.1:{raft}\"\napi = \"127.0.0.1:{api}\"\n",
+                    i + 1
+                )
+            })
+            .collect();
+        let nodes = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (raft_port, api_port))| {
+                let id = i as u64 + 1;
+                let data = dir.join(format!("registry-{id}"));
+                let config = dir.join(format!("registry-{id}.toml"));
+                let cluster = match (i < initial, initial > 1) {
+                    (true, true) => members.clone(),
+                    (true, false) => String::new(),
+                    (false, _) => "[cluster]\njoin = true\n".to_owned(),
+                };
+                std::fs::write(
+                    &config,
+                    format!(
+                        r#"node_id = {id}
+topology = "{topology}"
+data_dir = "{data}"
+consent_model = "{model}"
+[raft]
+listen = "127.0.0.1:{raft_port}"
+heartbeat_ms = 100
+election_timeout_min_ms = 500
+election_timeout_max_ms = 1000
+snapshot_after_entries = {snapshot}
+keep_entries_after_snapshot = {keep}
+[api]
+listen = "127.0.0.1:{api_port}"
+insecure_plaintext = true
+watch_heartbeat_ms = {heartbeat}
+[store]
+change_log_capacity = {changes}
+{cluster}"#,
+                        topology = topology.display(),
+                        data = data.display(),
+                        model = options.consent_model,
+                        snapshot = options.snapshot_after_entries,
+                        heartbeat = options.watch_heartbeat_ms,
+                        changes = options.change_log_capacity,
+                        keep = options.keep_entries_after_snapshot,
+                    ),
+                )
+                .expect("registry config");
+                RegistryNode {
+                    id,
+                    raft_port: *raft_port,
+                    api_port: *api_port,
+                    log: dir.join(format!("registry-{id}.log")),
+                    config,
+                    data,
+                    child: None,
+                    starts: 0,
+                }
+            })
+            .collect();
+        Self { nodes }
+    }
+
+    /// Every node's API address.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes.iter().map(RegistryNode::api).collect()
+    }
+
+    /// A leader-following client acting as `actor`.
+    pub fn client(&self, actor: &str) -> RegistryClient {
+        RegistryClient::new(self.endpoints(), actor).expect("registry client")
+    }
+
+    /// The node a majority of running nodes agree leads, once one does.
+    pub async fn leader(&self, timeout: Duration) -> u64 {
+        let started = Instant::now();
+        loop {
+            for node in self.nodes.iter().filter(|n| n.running()) {
+                if let Some(status) = node.status().await
+                    && status.is_leader
+                {
+                    return status.node_id;
+                }
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "no leader within {timeout:?}; logs:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The node with this id.
+    pub fn node(&mut self, id: u64) -> &mut RegistryNode {
+        &mut self.nodes[(id - 1) as usize]
+    }
+
+    /// Waits until `id` has applied `revision`.
+    pub async fn wait_revision(&self, id: u64, revision: u64, timeout: Duration) {
+        let started = Instant::now();
+        let node = &self.nodes[(id - 1) as usize];
+        loop {
+            if node.status().await.is_some_and(|s| s.revision >= revision) {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "node {id} did not reach revision {revision} within {timeout:?}; its log:\n{}",
+                node.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every node's log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("--- node {} ---\n{}", n.id, n.log()))
+            .collect()
+    }
+
+    /// Loads the agreements and directives of `policy` with the `registry
+    /// seed` command.
+    pub fn seed(&self, policy: &Path, topology: &Path) {
+        let output = Command::new(crate::binary("registry"))
+            .args(["seed", "--policy"])
+            .arg(policy)
+            .arg("--topology")
+            .arg(topology)
+            .args(["--registry", &self.endpoints().join(",")])
+            .args(["--actor", "test-seed"])
+            .output()
+            .expect("registry seed");
+        assert!(
+            output.status.success(),
+            "registry seed failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

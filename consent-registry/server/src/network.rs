@@ -9,7 +9,8 @@ use lhcie_proto::registry::RaftPayload;
 use lhcie_proto::registry::raft_internal_client::RaftInternalClient;
 use lhcie_proto::registry::raft_internal_server::RaftInternal;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -25,10 +26,21 @@ use crate::types::{Node, NodeId, Raft, TypeConfig};
 /// The largest Raft message accepted (snapshot chunks and entry batches).
 pub const MAX_RAFT_MESSAGE: usize = 64 * 1024 * 1024;
 
+/// The most bytes of entries sent to a follower at once. openraft gives an
+/// append the heartbeat interval to complete, the follower's fsync
+/// included: bigger batches (imports make big entries) would time out
+/// again and again and leave the follower behind for good. A bigger batch
+/// is refused before it is sent, with a hint of how many entries fit.
+pub const MAX_APPEND_BYTES: usize = 2 * 1024 * 1024;
+
 fn to_payload<T: Serialize>(value: &T) -> Result<RaftPayload, postcard::Error> {
     Ok(RaftPayload {
         data: postcard::to_stdvec(value)?.into(),
     })
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<RaftPayload, NetworkError> {
+    to_payload(value).map_err(|e| NetworkError::new(&e))
 }
 
 fn from_payload<T: DeserializeOwned>(payload: &RaftPayload) -> Result<T, postcard::Error> {
@@ -76,14 +88,13 @@ enum Rpc {
 
 impl Connection {
     /// Sends one message and decodes the remote node's answer.
-    async fn call<Req, Resp, E>(
+    async fn call<Resp, E>(
         &mut self,
         rpc: Rpc,
-        request: &Req,
+        payload: RaftPayload,
         option: &RPCOption,
     ) -> Result<Resp, RPCError<NodeId, Node, E>>
     where
-        Req: Serialize,
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
@@ -94,7 +105,6 @@ impl Connection {
         let mut client = RaftInternalClient::new(channel)
             .max_decoding_message_size(MAX_RAFT_MESSAGE)
             .max_encoding_message_size(MAX_RAFT_MESSAGE);
-        let payload = to_payload(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut request = tonic::Request::new(payload);
         request.set_timeout(option.hard_ttl());
         let reply = match rpc {
@@ -123,7 +133,14 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
-        self.call(Rpc::AppendEntries, &rpc, &option).await
+        let payload = encode(&rpc).map_err(RPCError::Network)?;
+        if payload.data.len() > MAX_APPEND_BYTES && rpc.entries.len() > 1 {
+            let fit = rpc.entries.len() * MAX_APPEND_BYTES / payload.data.len();
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(fit.max(1) as u64),
+            ));
+        }
+        self.call(Rpc::AppendEntries, payload, &option).await
     }
 
     async fn install_snapshot(
@@ -134,7 +151,12 @@ impl RaftNetwork<TypeConfig> for Connection {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        self.call(Rpc::InstallSnapshot, &rpc, &option).await
+        self.call(
+            Rpc::InstallSnapshot,
+            encode(&rpc).map_err(RPCError::Network)?,
+            &option,
+        )
+        .await
     }
 
     async fn vote(
@@ -142,7 +164,8 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
-        self.call(Rpc::Vote, &rpc, &option).await
+        self.call(Rpc::Vote, encode(&rpc).map_err(RPCError::Network)?, &option)
+            .await
     }
 }
 

@@ -103,6 +103,14 @@ async fn stream(context: &WatchContext, from_revision: u64, out: &Sender) -> Res
                     // Drained: entries up to `applied` that changed nothing
                     // (refused commands, membership) are covered too.
                     cursor = cursor.max(applied);
+                    if sent {
+                        // Say at once that the revisions sent are complete,
+                        // so the watcher's position moves without waiting
+                        // for the next interval.
+                        heartbeat(context, out, cursor).await?;
+                        last_heartbeat = Instant::now();
+                        sent = false;
+                    }
                 }
             }
         }

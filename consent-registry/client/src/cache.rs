@@ -19,12 +19,13 @@ use lhcie_proto::registry as pb;
 use pb::watch_event::Event;
 use tokio::sync::watch;
 
+use crate::agreements::AgreementIndex;
 use crate::compact::CompactDirectives;
 
 /// What the cache holds.
 #[derive(Default)]
 struct Held {
-    agreements: Vec<Agreement>,
+    agreements: AgreementIndex,
     directives: CompactDirectives,
     consent_model: Option<ConsentModel>,
 }
@@ -145,13 +146,7 @@ impl RegistryPolicy {
                     let agreement = Agreement::try_from(wire).map_err(|e| {
                         format!("an agreement from the registry does not decode: {e}")
                     })?;
-                    match held
-                        .agreements
-                        .binary_search_by(|a| a.id.cmp(&agreement.id))
-                    {
-                        Ok(at) => held.agreements[at] = agreement,
-                        Err(at) => held.agreements.insert(at, agreement),
-                    }
+                    held.agreements.upsert(agreement);
                     note_change(&mut position, revision);
                 }
                 Event::Directive(wire) => {
@@ -268,7 +263,8 @@ impl Policy for RegistryPolicy {
         };
         Ok(lhcie_consent::decide_with_choices(
             request,
-            held.agreements.iter(),
+            held.agreements
+                .candidates(&request.sender, &request.recipient),
             &choices,
             model,
         ))

@@ -1,7 +1,8 @@
 //! Directives kept compactly, so that a hub can hold every patient's
 //! choices in memory (12 million patients in about 1 GB): 32 bytes per
-//! directive, ids in a shared arena, ODS codes interned, patients keyed by
-//! their NHS number as an integer.
+//! directive (the one most patients have is kept inline), ids in a shared
+//! arena, ODS codes interned, patients keyed by their NHS number as an
+//! integer.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -81,45 +82,79 @@ const CHUNK: usize = 1 << 20;
 /// stored; ids of directives replaced under the same id are reused).
 #[derive(Default)]
 struct IdArena {
-    chunks: Vec<Vec<u8>>,
+    chunks: Vec<String>,
 }
 
 impl IdArena {
     fn push(&mut self, id: &str) -> IdRef {
-        let bytes = id.as_bytes();
-        // Ids longer than 64 KiB are cut (they never are in practice; the
-        // full id is in the registry).
-        let bytes = &bytes[..bytes.len().min(u16::MAX as usize)];
+        // Ids longer than 64 KiB are cut at a character boundary (they
+        // never are in practice; the full id is in the registry).
+        let mut end = id.len().min(u16::MAX as usize);
+        while !id.is_char_boundary(end) {
+            end -= 1;
+        }
+        let id = &id[..end];
         let fits = self
             .chunks
             .last()
-            .is_some_and(|chunk| chunk.len() + bytes.len() <= CHUNK);
+            .is_some_and(|chunk| chunk.len() + id.len() <= CHUNK);
         if !fits {
-            self.chunks.push(Vec::with_capacity(CHUNK));
+            self.chunks.push(String::with_capacity(CHUNK));
         }
         let chunk_index = self.chunks.len() - 1;
         let chunk = &mut self.chunks[chunk_index];
         let offset = chunk.len();
-        chunk.extend_from_slice(bytes);
-        IdRef(((chunk_index as u64) << 36) | ((offset as u64) << 16) | bytes.len() as u64)
+        chunk.push_str(id);
+        IdRef(((chunk_index as u64) << 36) | ((offset as u64) << 16) | id.len() as u64)
     }
 
     fn get(&self, id: IdRef) -> &str {
         let chunk = (id.0 >> 36) as usize;
         let offset = ((id.0 >> 16) & 0xF_FFFF) as usize;
         let len = (id.0 & 0xFFFF) as usize;
-        std::str::from_utf8(&self.chunks[chunk][offset..offset + len]).unwrap_or("?")
+        // Whole ids were pushed, so both ends are character boundaries.
+        self.chunks[chunk].get(offset..offset + len).unwrap_or("?")
     }
 
     fn bytes(&self) -> usize {
-        self.chunks.iter().map(Vec::capacity).sum()
+        self.chunks.iter().map(String::capacity).sum()
+    }
+}
+
+/// One patient's directives: almost always one, kept inline.
+#[derive(Debug, Clone)]
+enum Patient {
+    One(Compact),
+    Many(Vec<Compact>),
+}
+
+impl Patient {
+    fn as_slice(&self) -> &[Compact] {
+        match self {
+            Patient::One(one) => std::slice::from_ref(one),
+            Patient::Many(many) => many,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Compact] {
+        match self {
+            Patient::One(one) => std::slice::from_mut(one),
+            Patient::Many(many) => many,
+        }
+    }
+
+    fn push(&mut self, compact: Compact) {
+        match self {
+            Patient::One(one) => *self = Patient::Many(vec![*one, compact]),
+            Patient::Many(many) => many.push(compact),
+        }
     }
 }
 
 /// Every patient's directives.
 #[derive(Default)]
 pub struct CompactDirectives {
-    patients: HashMap<u64, Vec<Compact>, BuildHasherDefault<PatientHasher>>,
+    patients: HashMap<u64, Patient, BuildHasherDefault<PatientHasher>>,
     ids: IdArena,
     organisations: Vec<Box<str>>,
     organisation_index: HashMap<Box<str>, u32>,
@@ -158,33 +193,49 @@ impl CompactDirectives {
         .min()
         .unwrap_or(i64::MAX);
         let from = nanos(directive.valid_from);
-        let list = self
-            .patients
-            .entry(patient_key(&directive.nhs_number))
-            .or_default();
-        if let Some(existing) = list.iter_mut().find(|c| self.ids.get(c.id) == directive.id) {
-            existing.rule = rule;
-            existing.from = from;
-            existing.end = end;
-            return;
+        let key = patient_key(&directive.nhs_number);
+        if let Some(patient) = self.patients.get_mut(&key) {
+            if let Some(existing) = patient
+                .as_mut_slice()
+                .iter_mut()
+                .find(|c| self.ids.get(c.id) == directive.id)
+            {
+                existing.rule = rule;
+                existing.from = from;
+                existing.end = end;
+                return;
+            }
+            let id = self.ids.push(&directive.id);
+            patient.push(Compact {
+                id,
+                rule,
+                from,
+                end,
+            });
+        } else {
+            let id = self.ids.push(&directive.id);
+            self.patients.insert(
+                key,
+                Patient::One(Compact {
+                    id,
+                    rule,
+                    from,
+                    end,
+                }),
+            );
         }
-        let id = self.ids.push(&directive.id);
-        list.push(Compact {
-            id,
-            rule,
-            from,
-            end,
-        });
         self.count += 1;
     }
 
     /// The patient's choices in force at `at`.
     pub fn choices_at(&self, nhs_number: &NhsNumber, at: OffsetDateTime) -> Vec<Choice<'_>> {
-        let Some(list) = self.patients.get(&patient_key(nhs_number)) else {
+        let Some(patient) = self.patients.get(&patient_key(nhs_number)) else {
             return Vec::new();
         };
         let at = nanos(at);
-        list.iter()
+        patient
+            .as_slice()
+            .iter()
             .filter(|c| c.from <= at && at < c.end)
             .map(|c| Choice {
                 id: self.ids.get(c.id),
@@ -214,11 +265,14 @@ impl CompactDirectives {
 
     /// About how many bytes the directives take (tables and arena).
     pub fn approximate_bytes(&self) -> usize {
-        let table = self.patients.capacity() * (std::mem::size_of::<(u64, Vec<Compact>)>() + 1);
+        let table = self.patients.capacity() * (std::mem::size_of::<(u64, Patient)>() + 1);
         let lists: usize = self
             .patients
             .values()
-            .map(|l| l.capacity() * std::mem::size_of::<Compact>())
+            .map(|p| match p {
+                Patient::One(_) => 0,
+                Patient::Many(many) => many.capacity() * std::mem::size_of::<Compact>(),
+            })
             .sum();
         table + lists + self.ids.bytes()
     }
@@ -384,7 +438,8 @@ mod tests {
     }
 
     #[test]
-    fn a_directive_is_32_bytes() {
+    fn a_directive_is_32_bytes_and_a_patient_entry_40() {
         assert_eq!(std::mem::size_of::<Compact>(), 32);
+        assert_eq!(std::mem::size_of::<(u64, Patient)>(), 40);
     }
 }

@@ -6,9 +6,11 @@
 //!   registry: it implements the hub's `Policy`, deciding with no network
 //!   round trip, and fails closed when it cannot prove it is current.
 //! - [`compact`]: how that copy keeps every patient's directives small.
+//! - [`agreements`]: its agreements, indexed by what they name.
 //! - [`follower`]: the task that keeps the copy current from the
 //!   registry's watch feed.
 
+pub mod agreements;
 pub mod cache;
 pub mod client;
 pub mod compact;

@@ -95,6 +95,7 @@ async fn registry(State(state): State<AdminState>) -> impl IntoResponse {
                     "proven_age_ms": health.proven_age.map(|age| age.as_millis() as u64),
                     "agreements": health.agreements,
                     "directives": health.directives,
+                    "approximate_bytes": registry.approximate_bytes(),
                 })),
             )
         }

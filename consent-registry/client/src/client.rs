@@ -150,6 +150,24 @@ impl RegistryClient {
         }
     }
 
+    /// Sends one message to the leader (see [`RegistryClient::call`]):
+    /// `call` is given a client and the message, with the actor attached,
+    /// and makes one attempt.
+    pub async fn unary<M, T, F, Fut>(
+        &self,
+        retry: Retry,
+        message: &M,
+        call: F,
+    ) -> Result<T, tonic::Status>
+    where
+        M: Clone,
+        F: Fn(ConsentRegistryClient<Channel>, tonic::Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.call(retry, |client| call(client, self.request(message.clone())))
+            .await
+    }
+
     /// Calls the leader: `call` is given a client and makes one attempt; it
     /// may be called again, on another node.
     pub async fn call<T, F, Fut>(&self, retry: Retry, call: F) -> Result<T, tonic::Status>

@@ -110,9 +110,8 @@ pub async fn decide(client: &RegistryClient, args: &DecideArgs) -> anyhow::Resul
         at: args.at,
     };
     let decision = client
-        .call(Retry::Idempotent, |mut c| {
-            let request = client.request(request.clone());
-            async move { c.decide(request).await }
+        .unary(Retry::Idempotent, &request, |mut c, r| async move {
+            c.decide(r).await
         })
         .await?;
     println!(
@@ -228,9 +227,8 @@ pub async fn seed(client: &RegistryClient, policy: &Path, topology: &Path) -> an
             terms: Some(first.terms.clone().into()),
         };
         let drafted = client
-            .call(Retry::OnlyIfNotSent, |mut c| {
-                let request = client.request(request.clone());
-                async move { c.draft_isa(request).await }
+            .unary(Retry::OnlyIfNotSent, &request, |mut c, r| async move {
+                c.draft_isa(r).await
             })
             .await;
         match drafted {
@@ -250,9 +248,8 @@ pub async fn seed(client: &RegistryClient, policy: &Path, topology: &Path) -> an
                 signature: Some(signature.clone().into()),
             };
             client
-                .call(Retry::OnlyIfNotSent, |mut c| {
-                    let request = client.request(request.clone());
-                    async move { c.sign_isa(request).await }
+                .unary(Retry::OnlyIfNotSent, &request, |mut c, r| async move {
+                    c.sign_isa(r).await
                 })
                 .await
                 .with_context(|| format!("signing {}", agreement.id))?;
@@ -265,14 +262,11 @@ pub async fn seed(client: &RegistryClient, policy: &Path, topology: &Path) -> an
                 reason: note.reason.clone(),
             };
             client
-                .call(Retry::OnlyIfNotSent, |mut c| {
-                    let request = client.request(request.clone());
-                    async move {
-                        if which == 0 {
-                            c.suspend_isa(request).await
-                        } else {
-                            c.revoke_isa(request).await
-                        }
+                .unary(Retry::OnlyIfNotSent, &request, |mut c, r| async move {
+                    if which == 0 {
+                        c.suspend_isa(r).await
+                    } else {
+                        c.revoke_isa(r).await
                     }
                 })
                 .await?;
@@ -292,9 +286,8 @@ pub async fn seed(client: &RegistryClient, policy: &Path, topology: &Path) -> an
             directive: Some(directive.clone().into()),
         };
         client
-            .call(Retry::Idempotent, |mut c| {
-                let request = client.request(request.clone());
-                async move { c.set_directive(request).await }
+            .unary(Retry::Idempotent, &request, |mut c, r| async move {
+                c.set_directive(r).await
             })
             .await
             .with_context(|| format!("recording directive {}", directive.id))?;

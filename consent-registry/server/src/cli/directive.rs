@@ -172,9 +172,8 @@ pub async fn run(client: &RegistryClient, command: &DirectiveCommand) -> anyhow:
             };
             // Setting a directive by id twice is setting it once.
             let reply = client
-                .call(Retry::Idempotent, |mut c| {
-                    let request = client.request(request.clone());
-                    async move { c.set_directive(request).await }
+                .unary(Retry::Idempotent, &request, |mut c, r| async move {
+                    c.set_directive(r).await
                 })
                 .await?;
             if let Some(directive) = &reply.directive {
@@ -188,9 +187,8 @@ pub async fn run(client: &RegistryClient, command: &DirectiveCommand) -> anyhow:
                 reason: reason.clone(),
             };
             let reply = client
-                .call(Retry::OnlyIfNotSent, |mut c| {
-                    let request = client.request(request.clone());
-                    async move { c.withdraw_directive(request).await }
+                .unary(Retry::OnlyIfNotSent, &request, |mut c, r| async move {
+                    c.withdraw_directive(r).await
                 })
                 .await?;
             if let Some(directive) = &reply.directive {
@@ -203,9 +201,8 @@ pub async fn run(client: &RegistryClient, command: &DirectiveCommand) -> anyhow:
                 nhs_number: nhs.clone(),
             };
             let reply = client
-                .call(Retry::Idempotent, |mut c| {
-                    let request = client.request(request.clone());
-                    async move { c.list_directives(request).await }
+                .unary(Retry::Idempotent, &request, |mut c, r| async move {
+                    c.list_directives(r).await
                 })
                 .await?;
             if reply.directives.is_empty() {
@@ -220,9 +217,8 @@ pub async fn run(client: &RegistryClient, command: &DirectiveCommand) -> anyhow:
                 nhs_number: nhs.clone(),
             };
             let reply = client
-                .call(Retry::Idempotent, |mut c| {
-                    let request = client.request(request.clone());
-                    async move { c.directive_history(request).await }
+                .unary(Retry::Idempotent, &request, |mut c, r| async move {
+                    c.directive_history(r).await
                 })
                 .await?;
             for event in &reply.events {
@@ -334,9 +330,8 @@ pub async fn run_carer(client: &RegistryClient, command: &CarerCommand) -> anyho
                 }),
             };
             let reply = client
-                .call(Retry::Idempotent, |mut c| {
-                    let request = client.request(request.clone());
-                    async move { c.grant_carer(request).await }
+                .unary(Retry::Idempotent, &request, |mut c, r| async move {
+                    c.grant_carer(r).await
                 })
                 .await?;
             println!(
@@ -350,9 +345,8 @@ pub async fn run_carer(client: &RegistryClient, command: &CarerCommand) -> anyho
                 reason: reason.clone(),
             };
             let reply = client
-                .call(Retry::OnlyIfNotSent, |mut c| {
-                    let request = client.request(request.clone());
-                    async move { c.revoke_carer(request).await }
+                .unary(Retry::OnlyIfNotSent, &request, |mut c, r| async move {
+                    c.revoke_carer(r).await
                 })
                 .await?;
             println!(
@@ -365,9 +359,8 @@ pub async fn run_carer(client: &RegistryClient, command: &CarerCommand) -> anyho
                 nhs_number: nhs.clone(),
             };
             let reply = client
-                .call(Retry::Idempotent, |mut c| {
-                    let request = client.request(request.clone());
-                    async move { c.list_carer_grants(request).await }
+                .unary(Retry::Idempotent, &request, |mut c, r| async move {
+                    c.list_carer_grants(r).await
                 })
                 .await?;
             for grant in &reply.grants {

@@ -122,9 +122,8 @@ pub async fn run(client: &RegistryClient, command: &IsaCommand) -> anyhow::Resul
                 terms: Some(terms.terms()),
             };
             client
-                .call(Retry::OnlyIfNotSent, |mut c| {
-                    let request = client.request(request.clone());
-                    async move { c.draft_isa(request).await }
+                .unary(Retry::OnlyIfNotSent, &request, |mut c, r| async move {
+                    c.draft_isa(r).await
                 })
                 .await?
         }
@@ -134,9 +133,8 @@ pub async fn run(client: &RegistryClient, command: &IsaCommand) -> anyhow::Resul
                 terms: Some(terms.terms()),
             };
             client
-                .call(Retry::OnlyIfNotSent, |mut c| {
-                    let request = client.request(request.clone());
-                    async move { c.amend_isa(request).await }
+                .unary(Retry::OnlyIfNotSent, &request, |mut c, r| async move {
+                    c.amend_isa(r).await
                 })
                 .await?
         }
@@ -160,9 +158,8 @@ pub async fn run(client: &RegistryClient, command: &IsaCommand) -> anyhow::Resul
                 }),
             };
             client
-                .call(Retry::OnlyIfNotSent, |mut c| {
-                    let request = client.request(request.clone());
-                    async move { c.sign_isa(request).await }
+                .unary(Retry::OnlyIfNotSent, &request, |mut c, r| async move {
+                    c.sign_isa(r).await
                 })
                 .await?
         }
@@ -179,14 +176,11 @@ pub async fn run(client: &RegistryClient, command: &IsaCommand) -> anyhow::Resul
                 _ => 2,
             };
             client
-                .call(Retry::OnlyIfNotSent, |mut c| {
-                    let request = client.request(request.clone());
-                    async move {
-                        match which {
-                            0 => c.suspend_isa(request).await,
-                            1 => c.reinstate_isa(request).await,
-                            _ => c.revoke_isa(request).await,
-                        }
+                .unary(Retry::OnlyIfNotSent, &request, |mut c, r| async move {
+                    match which {
+                        0 => c.suspend_isa(r).await,
+                        1 => c.reinstate_isa(r).await,
+                        _ => c.revoke_isa(r).await,
                     }
                 })
                 .await?
@@ -194,9 +188,8 @@ pub async fn run(client: &RegistryClient, command: &IsaCommand) -> anyhow::Resul
         IsaCommand::Show { id } => {
             let request = pb::GetIsaRequest { isa_id: id.clone() };
             client
-                .call(Retry::Idempotent, |mut c| {
-                    let request = client.request(request.clone());
-                    async move { c.get_isa(request).await }
+                .unary(Retry::Idempotent, &request, |mut c, r| async move {
+                    c.get_isa(r).await
                 })
                 .await?
         }
@@ -205,9 +198,8 @@ pub async fn run(client: &RegistryClient, command: &IsaCommand) -> anyhow::Resul
                 party_ods_code: party.clone().unwrap_or_default(),
             };
             let list = client
-                .call(Retry::Idempotent, |mut c| {
-                    let request = client.request(request.clone());
-                    async move { c.list_isas(request).await }
+                .unary(Retry::Idempotent, &request, |mut c, r| async move {
+                    c.list_isas(r).await
                 })
                 .await?;
             if list.agreements.is_empty() {

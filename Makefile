@@ -5,6 +5,7 @@
 #   make test    the whole test suite (starts RabbitMQ if it is not running)
 #   make verify  formatting, lints, tests and docs: run before every commit
 #   make bench   every benchmark, one BENCH line per figure
+#   make bench-scale  the registry with 12 million patients (about 30 min)
 #
 # Everything runs against RabbitMQ at 127.0.0.1:5672 (guest/guest).
 
@@ -13,7 +14,7 @@ CARGO ?= cargo
 HUB_CONFIG ?= config/demo/hub.toml
 REGISTRY_NODES ?= 1
 
-.PHONY: run stop test verify fmt fmt-check clippy doc bench broker build python
+.PHONY: run stop test verify fmt fmt-check clippy doc bench bench-scale broker build python
 
 # Start RabbitMQ if it is not already running (installs it if absent).
 broker:
@@ -60,8 +61,16 @@ doc:
 
 verify: fmt-check clippy test doc
 
-# Release builds, real processes, the raw-RabbitMQ reference measured in the
-# same run; one BENCH line per figure (see BENCHMARKS.md).
+# Release builds, real processes, each reference measured in the same run;
+# one BENCH line per figure (see BENCHMARKS.md). Criterion measures the
+# hub's decisions first; lhcie-bench prints its figures with the rest.
 bench: broker
 	$(CARGO) build --release --workspace --bins
+	$(CARGO) bench -p lhcie-registry-client --bench decide
 	@target/release/lhcie-bench
+
+# 12 million patients' directives in a three-node registry, a node restart
+# and a hub's copy of it all (BENCHMARKS.md); about 25 GB of disk in /tmp.
+bench-scale: broker
+	$(CARGO) build --release --workspace --bins
+	@target/release/lhcie-bench scale

@@ -1,27 +1,5 @@
-//! `make bench`: the hub's throughput and latency against raw RabbitMQ,
-//! measured in one run on one machine, with real processes.
-//!
-//! - `hub_raw_rabbitmq`: the reference: a publisher with confirms (window
-//!   1000) to a quorum queue and a consumer with manual acks, 1.5 KB
-//!   persistent messages.
-//! - `hub_grpc_ingress`: adapter → hub over gRPC (mutual TLS, pipelined,
-//!   window 1000) → policy check → egress quorum queue → the same consumer.
-//! - `hub_amqp_ingress`: adapter → ingress quorum queue (confirms, window
-//!   1000) → hub → egress queue → the same consumer.
-//! - `hub_latency_p50_at_2000` / `hub_latency_p99_at_2000`: end-to-end
-//!   latency (submit → consumer) on the gRPC path at a fixed offered load of
-//!   2,000 envelopes/s, with `hub_raw_latency_*` as the reference: raw
-//!   RabbitMQ at the same load. Median of three 20-second runs each.
-//!
-//! `LHCIE_BENCH_COUNT` sets the messages per throughput run (40,000);
-//! `LHCIE_BENCH_ONLY=raw|grpc|amqp|latency` runs one part;
-//! `LHCIE_BENCH_VERBOSE=1` prints stage latencies and every run.
-//!
-//! Prints one `BENCH` line per figure. Build in release first
-//! (`make bench` does).
-
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+//! The hub: throughput of each ingress path and latency, against raw
+//! RabbitMQ measured in the same run (see `main.rs` for the figures).
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +17,8 @@ use lhcie_proto::canonical as pb;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
+use super::{Percentiles, line, verbose};
+
 const SIZE: usize = 1500;
 const WINDOW: usize = 1000;
 
@@ -47,17 +27,6 @@ fn count() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40_000)
-}
-
-fn line(name: &str, value: f64, unit: &str, ratio: Option<f64>, target: Option<&str>) {
-    let mut text = format!("BENCH {name} value={value:.1} unit={unit}");
-    if let Some(ratio) = ratio {
-        text.push_str(&format!(" ratio={ratio:.2}"));
-    }
-    if let Some(target) = target {
-        text.push_str(&format!(" target={target}"));
-    }
-    println!("{text}");
 }
 
 /// Consumes `total` messages from `queue` with manual acks (prefetch 1000,
@@ -274,24 +243,6 @@ async fn amqp_ingress(
     total as f64 / (end - start).as_secs_f64()
 }
 
-/// Latency percentiles of a sample, in milliseconds.
-struct Percentiles(Vec<f64>);
-
-impl Percentiles {
-    fn new(mut values: Vec<f64>) -> Self {
-        values.sort_by(f64::total_cmp);
-        Self(values)
-    }
-
-    fn at(&self, q: f64) -> f64 {
-        self.0[((self.0.len() as f64 - 1.0) * q).round() as usize]
-    }
-}
-
-fn verbose() -> bool {
-    std::env::var_os("LHCIE_BENCH_VERBOSE").is_some()
-}
-
 fn nanos_now() -> i128 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos()
 }
@@ -434,12 +385,10 @@ async fn raw_latency_at(env: &TestEnv, rate: u64, seconds: u64) -> (f64, f64) {
     (latencies.at(0.50), latencies.at(0.99))
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+/// Runs the hub's parts (all, or the one `only` names).
+pub async fn run(only: Option<&str>) {
     let total = count();
-    // LHCIE_BENCH_ONLY=raw|grpc|amqp|latency runs one part (for profiling).
-    let only = std::env::var("LHCIE_BENCH_ONLY").ok();
-    let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    let runs = |part: &str| only.is_none_or(|o| o == part);
     let env = TestEnv::new("bench");
     let identities = env.provision_users(&["nwl-imperial"]).await;
     let hub = HubProcess::start(&env).await;

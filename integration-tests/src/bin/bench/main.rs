@@ -1,0 +1,110 @@
+//! `lhcie-bench`: every benchmark of `make bench` (and `make bench-scale`),
+//! with real processes on one machine, each beside a reference measured in
+//! the same run. One `BENCH` line per figure:
+//!
+//! ```text
+//! BENCH <name> value=<number> unit=<unit> ratio=<number> target=<op><number>
+//! ```
+//!
+//! The hub ([`hub`]):
+//! - `hub_raw_rabbitmq`: the reference: a publisher with confirms (window
+//!   1000) to a quorum queue and a consumer with manual acks, 1.5 KB
+//!   persistent messages.
+//! - `hub_grpc_ingress`: adapter → hub over gRPC (mutual TLS, pipelined,
+//!   window 1000) → policy check → egress quorum queue → the same consumer.
+//! - `hub_amqp_ingress`: adapter → ingress quorum queue (confirms, window
+//!   1000) → hub → egress queue → the same consumer.
+//! - `hub_latency_p50_at_2000` / `hub_latency_p99_at_2000`: end-to-end
+//!   latency (submit → consumer) on the gRPC path at a fixed offered load of
+//!   2,000 envelopes/s, with `hub_raw_latency_*` as the reference: raw
+//!   RabbitMQ at the same load. Median of three 20-second runs each.
+//!
+//! The consent registry ([`registry`], [`decisions`]):
+//! - `registry_cache_decide` / `registry_cache_lookup_reference`: decisions
+//!   per second from the hub's registry copy on one core, measured by
+//!   criterion (`cargo bench -p lhcie-registry-client --bench decide`, run
+//!   first by `make bench`); the reference is a bare hash lookup of the same
+//!   patients.
+//! - `registry_raw_sled_fsync`: the reference for writes: batches of 100
+//!   directive-sized records written to sled and flushed (fsync), four
+//!   writers, one process.
+//! - `registry_writes_batched`: directive updates committed by a three-node
+//!   cluster (fsync on every node), four clients sending batches of 100;
+//!   `registry_commit_p50/p99_batched` their commit latency.
+//! - `registry_writes_single`: one directive per write, 32 clients;
+//!   `registry_commit_p50/p99_single`.
+//! - `registry_propagation_p50/p99`: from asking the registry to record a
+//!   patient's refusal to the change being in a hub's copy (the hub's own
+//!   cache code, fed by the watch feed of the three-node cluster).
+//!
+//! `lhcie-bench scale` ([`scale`], `make bench-scale`): 12 million
+//! patients' directives imported, the registry's disk and memory, a node
+//! restart, and a hub's copy of all of it.
+//!
+//! `LHCIE_BENCH_ONLY=raw|grpc|amqp|latency|decisions|registry` runs one
+//! part; `LHCIE_BENCH_COUNT` sets the messages per hub throughput run
+//! (40,000); `LHCIE_BENCH_VERBOSE=1` prints more. Build in release first
+//! (`make bench` does).
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod decisions;
+mod hub;
+mod registry;
+mod scale;
+
+/// Prints one figure.
+pub fn line(name: &str, value: f64, unit: &str, ratio: Option<f64>, target: Option<&str>) {
+    let mut text = format!("BENCH {name} value={value:.1} unit={unit}");
+    if let Some(ratio) = ratio {
+        text.push_str(&format!(" ratio={ratio:.2}"));
+    }
+    if let Some(target) = target {
+        text.push_str(&format!(" target={target}"));
+    }
+    println!("{text}");
+}
+
+/// Whether to print more than the figures.
+pub fn verbose() -> bool {
+    std::env::var_os("LHCIE_BENCH_VERBOSE").is_some()
+}
+
+/// Percentiles of a sample.
+pub struct Percentiles(Vec<f64>);
+
+impl Percentiles {
+    /// The sample, sorted.
+    pub fn new(mut values: Vec<f64>) -> Self {
+        values.sort_by(f64::total_cmp);
+        Self(values)
+    }
+
+    /// The `q` quantile (0 to 1).
+    pub fn at(&self, q: f64) -> f64 {
+        if self.0.is_empty() {
+            return f64::NAN;
+        }
+        self.0[((self.0.len() as f64 - 1.0) * q).round() as usize]
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("scale") {
+        scale::run().await;
+        return;
+    }
+    let only = std::env::var("LHCIE_BENCH_ONLY").ok();
+    let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    if ["raw", "grpc", "amqp", "latency"].iter().any(|p| runs(p)) {
+        hub::run(only.as_deref()).await;
+    }
+    if runs("decisions") {
+        decisions::report();
+    }
+    if runs("registry") {
+        registry::run().await;
+    }
+}

@@ -13,35 +13,12 @@ surprise.
 """
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 import uuid
 
-
-def generate_stubs(proto_root, out):
-    from grpc_tools import protoc
-    import grpc_tools
-
-    include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    files = [
-        "lhcie/canonical/v1/common.proto",
-        "lhcie/canonical/v1/patient.proto",
-        "lhcie/canonical/v1/document.proto",
-        "lhcie/canonical/v1/care_event.proto",
-        "lhcie/canonical/v1/result.proto",
-        "lhcie/canonical/v1/referral.proto",
-        "lhcie/canonical/v1/acknowledgement.proto",
-        "lhcie/canonical/v1/envelope.proto",
-        "lhcie/hub/v1/exchange.proto",
-    ]
-    code = protoc.main(
-        ["protoc", f"-I{proto_root}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}"] + files
-    )
-    if code != 0:
-        sys.exit(f"protoc failed with {code}")
-    sys.path.insert(0, out)
+from stubs import generate_stubs
 
 
 def discharge_summary(nhs_number):
@@ -83,7 +60,7 @@ def main():
     args = parser.parse_args()
 
     out = tempfile.mkdtemp(prefix="lhcie-stubs-")
-    generate_stubs(args.proto, out)
+    generate_stubs(args.proto, out, "lhcie/hub/v1/exchange.proto")
     import grpc
     from lhcie.hub.v1 import exchange_pb2, exchange_pb2_grpc
 

@@ -85,6 +85,11 @@ impl RegistryNode {
         }
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process runs.
     pub fn running(&self) -> bool {
         self.child.is_some()
@@ -301,4 +306,48 @@ change_log_capacity = {changes}
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+/// A synthetic test patient's NHS number, as text: the first valid one
+/// from base `900 000 000 + n` up (see `NhsNumber::synthetic`).
+pub fn synthetic_patient(n: u64) -> String {
+    (n..)
+        .find_map(lhcie_model::NhsNumber::synthetic)
+        .expect("a synthetic number")
+        .as_str()
+        .to_owned()
+}
+
+/// A request recording the patient's refusal of one organisation, from the
+/// patient's account, in force since November 2023.
+pub fn deny_organisation(id: &str, nhs: &str, organisation: &str) -> pb::SetDirectiveRequest {
+    pb::SetDirectiveRequest {
+        directive: Some(pb::Directive {
+            directive_id: id.into(),
+            nhs_number: nhs.into(),
+            rule: Some(pb::directive::Rule::DenyOrganisation(organisation.into())),
+            valid_from: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            source: pb::DirectiveSource::PatientAccount as i32,
+            ..Default::default()
+        }),
+    }
+}
+
+/// Records a directive through the leader and gives the registry revision
+/// that holds it.
+pub async fn set_directive(
+    client: &RegistryClient,
+    request: &pb::SetDirectiveRequest,
+) -> Result<u64, tonic::Status> {
+    client
+        .unary(
+            lhcie_registry_client::Retry::Idempotent,
+            request,
+            |mut c, r| async move { c.set_directive(r).await },
+        )
+        .await
+        .map(|reply| reply.revision)
 }

@@ -8,48 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lhcie_integration_tests::env::write_topology;
-use lhcie_integration_tests::registry::{ClusterOptions, RegistryCluster};
-use lhcie_model::NhsNumber;
+use lhcie_integration_tests::registry::{
+    ClusterOptions, RegistryCluster, deny_organisation, set_directive, synthetic_patient,
+};
 use lhcie_proto::registry as pb;
 use lhcie_proto::registry::consent_registry_client::ConsentRegistryClient;
 use lhcie_registry_client::{RegistryClient, Retry};
-
-fn patient(n: u64) -> String {
-    (n..)
-        .find_map(NhsNumber::synthetic)
-        .unwrap()
-        .as_str()
-        .to_owned()
-}
-
-fn deny(id: &str, nhs: &str, organisation: &str) -> pb::SetDirectiveRequest {
-    pb::SetDirectiveRequest {
-        directive: Some(pb::Directive {
-            directive_id: id.into(),
-            nhs_number: nhs.into(),
-            rule: Some(pb::directive::Rule::DenyOrganisation(organisation.into())),
-            valid_from: Some(prost_types::Timestamp {
-                seconds: 1_700_000_000,
-                nanos: 0,
-            }),
-            source: pb::DirectiveSource::PatientAccount as i32,
-            ..Default::default()
-        }),
-    }
-}
-
-async fn set(
-    client: &RegistryClient,
-    request: pb::SetDirectiveRequest,
-) -> Result<u64, tonic::Status> {
-    client
-        .call(Retry::Idempotent, |mut c| {
-            let request = client.request(request.clone());
-            async move { c.set_directive(request).await }
-        })
-        .await
-        .map(|reply| reply.revision)
-}
 
 /// An acknowledged write: directive id, patient, organisation denied.
 type Acked = (String, String, String);
@@ -80,9 +44,9 @@ async fn killing_the_leader_under_write_load_loses_no_acknowledged_write() {
             let mut n = 0u64;
             while !stop.load(Ordering::SeqCst) {
                 let id = format!("W{writer}-{n}");
-                let nhs = patient(writer * 1_000_000 + n);
+                let nhs = synthetic_patient(writer * 1_000_000 + n);
                 let organisation = if n.is_multiple_of(2) { "RAL" } else { "RKE" };
-                match set(&client, deny(&id, &nhs, organisation)).await {
+                match set_directive(&client, &deny_organisation(&id, &nhs, organisation)).await {
                     Ok(_) => acked.lock().unwrap().push((id, nhs, organisation.into())),
                     Err(_) => *failures.lock().unwrap() += 1,
                 }
@@ -171,9 +135,12 @@ async fn killing_the_leader_under_write_load_loses_no_acknowledged_write() {
         cluster.node(first_leader).log()
     );
     // And it takes part: a write now is replicated to it.
-    let revision = set(&reader, deny("after-restart", &patient(42), "RAL"))
-        .await
-        .unwrap();
+    let revision = set_directive(
+        &reader,
+        &deny_organisation("after-restart", &synthetic_patient(42), "RAL"),
+    )
+    .await
+    .unwrap();
     cluster
         .wait_revision(first_leader, revision, Duration::from_secs(10))
         .await;
@@ -197,7 +164,7 @@ async fn followers_send_callers_to_the_leader_and_nodes_join_and_leave() {
         ConsentRegistryClient::connect(format!("http://{}", cluster.node(follower).api()))
             .await
             .unwrap();
-    let mut request = tonic::Request::new(deny("D-1", &patient(1), "RAL"));
+    let mut request = tonic::Request::new(deny_organisation("D-1", &synthetic_patient(1), "RAL"));
     request
         .metadata_mut()
         .insert("lhcie-actor", "test".parse().unwrap());
@@ -218,14 +185,19 @@ async fn followers_send_callers_to_the_leader_and_nodes_join_and_leave() {
             .await
             .unwrap();
     let status = to_leader
-        .set_directive(deny("D-1", &patient(1), "RAL"))
+        .set_directive(deny_organisation("D-1", &synthetic_patient(1), "RAL"))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
 
     // The client library follows the redirect, starting at the follower.
     let client = RegistryClient::new(vec![cluster.node(follower).api()], "test").unwrap();
-    let revision = set(&client, deny("D-1", &patient(1), "RAL")).await.unwrap();
+    let revision = set_directive(
+        &client,
+        &deny_organisation("D-1", &synthetic_patient(1), "RAL"),
+    )
+    .await
+    .unwrap();
     assert_eq!(client.current_target(), cluster.node(leader).api());
 
     // Node 4 joins: as a learner, then a voter, with everything so far.
@@ -258,7 +230,12 @@ async fn followers_send_callers_to_the_leader_and_nodes_join_and_leave() {
     assert_eq!(members.len(), 3);
     cluster.node(4).kill9();
     // The three carry on.
-    set(&client, deny("D-2", &patient(2), "RAL")).await.unwrap();
+    set_directive(
+        &client,
+        &deny_organisation("D-2", &synthetic_patient(2), "RAL"),
+    )
+    .await
+    .unwrap();
 }
 
 async fn members_of(cluster: &RegistryCluster, leader: u64) -> HashMap<u64, bool> {

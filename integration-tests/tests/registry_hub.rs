@@ -8,47 +8,13 @@ use std::time::{Duration, Instant};
 use lhcie_integration_tests::env::{TestEnv, with_env};
 use lhcie_integration_tests::hub::HubProcess;
 use lhcie_integration_tests::proxy::CuttableProxy;
-use lhcie_integration_tests::registry::{ClusterOptions, RegistryCluster};
+use lhcie_integration_tests::registry::{
+    ClusterOptions, RegistryCluster, deny_organisation, set_directive, synthetic_patient,
+};
 use lhcie_integration_tests::traffic::{self, discharge_summary, with_patient};
-use lhcie_model::NhsNumber;
 use lhcie_proto::hub as hubpb;
 use lhcie_proto::registry as pb;
-use lhcie_registry_client::{RegistryClient, Retry};
-
-fn patient(n: u64) -> String {
-    (n..)
-        .find_map(NhsNumber::synthetic)
-        .unwrap()
-        .as_str()
-        .to_owned()
-}
-
-fn deny_royal_free(id: &str, nhs: &str) -> pb::SetDirectiveRequest {
-    pb::SetDirectiveRequest {
-        directive: Some(pb::Directive {
-            directive_id: id.into(),
-            nhs_number: nhs.into(),
-            rule: Some(pb::directive::Rule::DenyOrganisation("RAL".into())),
-            valid_from: Some(prost_types::Timestamp {
-                seconds: 1_700_000_000,
-                nanos: 0,
-            }),
-            source: pb::DirectiveSource::PatientAccount as i32,
-            ..Default::default()
-        }),
-    }
-}
-
-async fn set(client: &RegistryClient, request: pb::SetDirectiveRequest) -> u64 {
-    client
-        .call(Retry::Idempotent, |mut c| {
-            let request = client.request(request.clone());
-            async move { c.set_directive(request).await }
-        })
-        .await
-        .expect("directive recorded")
-        .revision
-}
+use lhcie_registry_client::Retry;
 
 /// The disposition of the copy for RAL.
 fn royal_free(answer: &hubpb::SubmitResponse) -> hubpb::Disposition {
@@ -103,13 +69,15 @@ async fn a_patient_denying_an_organisation_reaches_the_hub_and_the_next_envelope
         assert_eq!(registry["source"], "registry");
         assert_eq!(registry["agreements"], 1);
 
-        let nhs = patient(777);
+        let nhs = synthetic_patient(777);
         assert_eq!(send_to_royal_free(&env, &nhs).await, hubpb::Disposition::Forwarded);
 
         // The patient says no to the Royal Free; time it to the hub.
         let client = cluster.client("patient-account");
         let asked = Instant::now();
-        let revision = set(&client, deny_royal_free("DIR-WD-1", &nhs)).await;
+        let revision = set_directive(&client, &deny_organisation("DIR-WD-1", &nhs, "RAL"))
+            .await
+            .expect("directive recorded");
         let committed = asked.elapsed();
         while hub_revision(&hub).await < revision {
             assert!(asked.elapsed() < Duration::from_secs(5), "the change did not reach the hub");
@@ -174,13 +142,14 @@ async fn a_hub_cut_off_from_the_registry_holds_messages_until_its_copy_is_curren
         println!("not ready {:?} after the cut (bound 1 s)", cut_at.elapsed());
 
         // While it is cut off, a patient says no to the Royal Free.
-        let denied = patient(9001);
-        let allowed = patient(9002);
-        set(
+        let denied = synthetic_patient(9001);
+        let allowed = synthetic_patient(9002);
+        set_directive(
             &cluster.client("patient-account"),
-            deny_royal_free("DIR-CUT-1", &denied),
+            &deny_organisation("DIR-CUT-1", &denied, "RAL"),
         )
-        .await;
+        .await
+        .expect("directive recorded");
 
         // Messages for both wait: nothing is forwarded or refused on a
         // stale copy.

@@ -1,6 +1,6 @@
 //! Independent clients (Python's grpcio, from our .proto files only, and
-//! pika) talk to the hub: mutual TLS and the wire contract work outside
-//! Rust. Needs the Python environment `make test` prepares (`.venv`).
+//! pika) talk to the hub and to the consent registry: mutual TLS and the
+//! wire contracts work outside Rust. Needs the Python environment `make test` prepares (`.venv`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use lhcie_integration_tests::env::{TestEnv, with_env};
 use lhcie_integration_tests::hub::HubProcess;
+use lhcie_integration_tests::registry::{ClusterOptions, RegistryCluster};
 use lhcie_integration_tests::traffic;
 
 fn repository() -> PathBuf {
@@ -77,4 +78,44 @@ async fn python_grpcio_and_pika_clients_route_through_the_hub() {
         receiver.stop().await;
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_grpcio_client_records_decides_and_watches_on_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    lhcie_integration_tests::env::write_topology(dir.path());
+    lhcie_integration_tests::env::write_policy(dir.path());
+    let topology = dir.path().join("topology.toml");
+    let cluster = RegistryCluster::start(dir.path(), &topology, 1, &ClusterOptions::default());
+    cluster.leader(Duration::from_secs(20)).await;
+    cluster.seed(&dir.path().join("policy.toml"), &topology);
+    let output = Command::new(python())
+        .arg(repository().join("integration-tests/python/registry_client.py"))
+        .args(["--proto", &repository().join("proto").display().to_string()])
+        .args(["--endpoint", &cluster.endpoints()[0]])
+        .args(["--nhs-number", "9000000017"])
+        .output()
+        .expect("running the Python client");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "the Python client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for step in [
+        "status",
+        "set-directive",
+        "decide",
+        "watch",
+        "anonymous-change",
+    ] {
+        assert!(
+            stdout.contains(&format!("STEP {step} ")),
+            "no {step} step in:\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("reason=patient-denied-organisation isa=ISA-TEST-1"),
+        "{stdout}"
+    );
 }

@@ -14,7 +14,6 @@ surprise.
 
 import argparse
 import sys
-import tempfile
 import time
 import uuid
 
@@ -59,8 +58,7 @@ def main():
     parser.add_argument("--ingress-exchange", required=True)
     args = parser.parse_args()
 
-    out = tempfile.mkdtemp(prefix="lhcie-stubs-")
-    generate_stubs(args.proto, out, "lhcie/hub/v1/exchange.proto")
+    generate_stubs(args.proto, "lhcie/hub/v1/exchange.proto")
     import grpc
     from lhcie.hub.v1 import exchange_pb2, exchange_pb2_grpc
 

@@ -19,7 +19,6 @@ surprise.
 
 import argparse
 import sys
-import tempfile
 
 from stubs import generate_stubs
 
@@ -31,8 +30,7 @@ def main():
     parser.add_argument("--nhs-number", required=True)
     args = parser.parse_args()
 
-    stubs = tempfile.mkdtemp(prefix="lhcie-py-registry-")
-    generate_stubs(args.proto, stubs, "lhcie/registry/v1/registry.proto")
+    generate_stubs(args.proto, "lhcie/registry/v1/registry.proto")
     import grpc
     from google.protobuf.timestamp_pb2 import Timestamp
     from lhcie.canonical.v1 import envelope_pb2

@@ -1,8 +1,11 @@
 """Python stubs generated from the project's .proto files with grpcio-tools,
 shared by the independent clients in this folder."""
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
 CANONICAL = [
     "lhcie/canonical/v1/common.proto",
@@ -16,9 +19,12 @@ CANONICAL = [
 ]
 
 
-def generate_stubs(proto_root, out, service_proto):
-    """Compiles the canonical model and `service_proto` into `out` and makes
-    the generated modules importable."""
+def generate_stubs(proto_root, service_proto):
+    """Compiles the canonical model and `service_proto` into a temporary
+    folder (removed when the program ends) and makes the generated modules
+    importable."""
+    out = tempfile.mkdtemp(prefix="lhcie-py-stubs-")
+    atexit.register(shutil.rmtree, out, True)
     from grpc_tools import protoc
     import grpc_tools
 

@@ -272,7 +272,7 @@ impl Policy for RegistryPolicy {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeSet;
 
     use lhcie_consent::{
@@ -324,14 +324,14 @@ mod tests {
         NhsNumber::synthetic(0).unwrap()
     }
 
-    fn event(revision: u64, event: Event) -> pb::WatchEvent {
+    pub(crate) fn event(revision: u64, event: Event) -> pb::WatchEvent {
         pb::WatchEvent {
             revision,
             event: Some(event),
         }
     }
 
-    fn heartbeat(revision: u64, confirmed: bool) -> pb::WatchEvent {
+    pub(crate) fn heartbeat(revision: u64, confirmed: bool) -> pb::WatchEvent {
         event(
             0,
             Event::Heartbeat(pb::Heartbeat {
@@ -343,7 +343,7 @@ mod tests {
         )
     }
 
-    fn deny_ral(id: &str) -> pb::WatchEvent {
+    pub(crate) fn deny_ral(id: &str) -> pb::WatchEvent {
         let directive = lhcie_consent::Directive {
             id: id.into(),
             nhs_number: nhs(),

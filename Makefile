@@ -5,7 +5,7 @@
 #   make test    the whole test suite (starts RabbitMQ if it is not running)
 #   make verify  formatting, lints, tests and docs: run before every commit
 #   make bench   every benchmark, one BENCH line per figure
-#   make bench-scale  the registry with 12 million patients (about 30 min)
+#   make bench-scale  the registry with 12 million patients (about 15 min)
 #
 # Everything runs against RabbitMQ at 127.0.0.1:5672 (guest/guest).
 

@@ -256,4 +256,48 @@ mod tests {
             from_payload(&to_payload(&error).unwrap()).unwrap();
         assert_eq!(back, error);
     }
+
+    fn big_entries(count: u64) -> AppendEntriesRequest<TypeConfig> {
+        let entry = |index| Entry {
+            log_id: LogId::new(CommittedLeaderId::new(3, 1), index),
+            payload: EntryPayload::Normal(Proposal {
+                command: Command::RevokeIsa {
+                    id: "ISA-1".into(),
+                    reason: "x".repeat(1024 * 1024),
+                },
+                by: "dpo".into(),
+                at: datetime!(2026-11-21 12:00 UTC),
+            }),
+        };
+        AppendEntriesRequest {
+            vote: Vote::new_committed(3, 1),
+            prev_log_id: None,
+            entries: (1..=count).map(entry).collect(),
+            leader_commit: None,
+        }
+    }
+
+    /// Too many bytes of entries are refused before sending, with how many
+    /// fit; one entry is always sent, however big.
+    #[tokio::test]
+    async fn appends_over_the_byte_cap_are_refused_with_a_hint() {
+        let mut unreachable = Connection {
+            target: 2,
+            channel: Err("not connected".into()),
+        };
+        let option = RPCOption::new(Duration::from_millis(100));
+        match unreachable
+            .append_entries(big_entries(5), option.clone())
+            .await
+        {
+            Err(RPCError::PayloadTooLarge(too_large)) => {
+                assert_eq!(too_large.entries_hint(), 1)
+            }
+            other => panic!("expected PayloadTooLarge, got {other:?}"),
+        }
+        match unreachable.append_entries(big_entries(1), option).await {
+            Err(RPCError::Unreachable(_) | RPCError::Network(_)) => {}
+            other => panic!("expected an attempt to send, got {other:?}"),
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! real sockets with mutual TLS, and route through the real RabbitMQ at
 //! `127.0.0.1:5672`. This crate's library is the harness they share:
 //!
-//! - [`env`]: an isolated test environment: a unique broker prefix, a
+//! - [`env`](mod@env): an isolated test environment: a unique broker prefix, a
 //!   temporary development PKI, a small topology and policy, per-run broker
 //!   users, and cleanup of everything declared.
 //! - [`hub`]: the hub as a child process: start, readiness, `kill -9`,

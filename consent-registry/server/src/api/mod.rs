@@ -6,7 +6,7 @@
 //! - [`leader`]: redirecting to the leader, and the periodic proof of
 //!   leadership that watch heartbeats carry.
 //! - [`watch`]: the change feed caches follow.
-//! - [`decide`]: decisions on the registry's own copy.
+//! - `decide`: decisions on the registry's own copy.
 
 mod decide;
 pub mod leader;

@@ -17,9 +17,9 @@
 //! entry: the same number names the same state on every replica. Each entry
 //! is applied in one sled transaction (records, history, change record and
 //! applied position together). Log appends are made durable by a group
-//! commit ([`flusher`]) before Raft is told they are.
+//! commit (`flusher`) before Raft is told they are.
 //!
-//! Snapshots ([`snapshot`]) are built without stopping writes: a scan of the
+//! Snapshots (`snapshot`) are built without stopping writes: a scan of the
 //! records, then the change records written while the scan ran, which bring
 //! every record scanned to its state at the snapshot's last entry.
 

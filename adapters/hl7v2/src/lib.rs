@@ -12,7 +12,10 @@
 //! - [`path`]: `PID-3[2].1` style paths.
 //! - [`batch`]: FHS/BHS … BTS/FTS envelopes.
 //! - [`error`]: errors that say where and what, never the content.
+//! - [`translate`]: HL7 v2 to the canonical model (ADT, ORU, MDM, REF).
+//! - [`ack`]: original-mode acknowledgements (ACK with MSA and ERR).
 
+pub mod ack;
 pub mod batch;
 pub mod charset;
 pub mod delimiters;
@@ -21,13 +24,19 @@ pub mod escape;
 pub mod message;
 mod parse;
 pub mod path;
+pub mod translate;
 
+pub use ack::{AckCode, AckError, build_ack, build_ack_for_result, build_ack_for_unparseable};
 pub use batch::{Batch, BatchGroup, parse_batch};
 pub use charset::Charset;
 pub use delimiters::Delimiters;
 pub use error::{DelimiterProblem, Error, ErrorKind, SegmentId};
 pub use message::{Component, Field, Message, Repetition, Segment};
 pub use path::{Path, PathError};
+pub use translate::{
+    Disposition, ErrorCode, ErrorLocation, TranslateContext, TranslateError, TranslateErrorKind,
+    Translated, translate, translate_received,
+};
 
 /// Parses exactly one message (starting with MSH). Segments may be
 /// separated by CR, LF or CRLF; empty lines are ignored. A second MSH, or

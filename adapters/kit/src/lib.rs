@@ -6,6 +6,10 @@
 //!
 //! - [`connection`]: reaching the hub's gRPC endpoint with the adapter's
 //!   client certificate (mutual TLS).
+//! - [`outbox`]: the local durable outbox. An envelope from the local
+//!   system is on disk before the adapter acknowledges it, and is forwarded
+//!   (through the uplink) with retry until the hub gives a final answer;
+//!   rejections are kept for a negative acknowledgement.
 //! - [`uplink`]: a pipelined `Submit` stream that keeps every envelope
 //!   until the hub answers it, and resubmits the unanswered ones after a
 //!   reconnect.
@@ -24,10 +28,12 @@ pub mod amqp;
 pub mod connection;
 pub mod dedup;
 pub mod heartbeat;
+pub mod outbox;
 pub mod receiver;
 pub mod uplink;
 
 pub use connection::{ClientTls, HubClient, HubConnection};
 pub use dedup::SeenStore;
+pub use outbox::{Outbox, OutboxError, Ticket};
 pub use receiver::{Disposition, Incoming, ReceiverStats, receive};
 pub use uplink::{Answers, Uplink};

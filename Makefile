@@ -67,6 +67,7 @@ verify: fmt-check clippy test doc
 bench: broker
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) bench -p lhcie-registry-client --bench decide
+	$(CARGO) bench -p lhcie-hl7v2 --bench parse_translate
 	@target/release/lhcie-bench
 
 # 12 million patients' directives in a three-node registry, a node restart

@@ -17,7 +17,7 @@ fn criterion_dir() -> PathBuf {
 }
 
 /// Mean nanoseconds per iteration of a criterion benchmark.
-fn mean_nanos(group: &str, name: &str) -> Option<f64> {
+pub fn mean_nanos(group: &str, name: &str) -> Option<f64> {
     let file = criterion_dir()
         .join(group)
         .join(name)

@@ -37,11 +37,20 @@
 //!   patient's refusal to the change being in a hub's copy (the hub's own
 //!   cache code, fed by the watch feed of the three-node cluster).
 //!
+//! HL7 v2 ([`hl7`]):
+//! - `hl7_parse`: the reference: messages per second through
+//!   `parse_message` alone on one core, measured by criterion (`cargo bench
+//!   -p lhcie-hl7v2 --bench parse_translate`, run first by `make bench`) on
+//!   the corpus ADT messages that translate and a synthetic ORU^R01.
+//! - `hl7_parse_translate`: the same messages parsed and translated to a
+//!   canonical envelope (`translate_received`); ratio to `hl7_parse`, at
+//!   least 0.5 (translation costs at most as much again as the parse).
+//!
 //! `lhcie-bench scale` ([`scale`], `make bench-scale`): 12 million
 //! patients' directives imported, the registry's disk and memory, a node
 //! restart, and a hub's copy of all of it.
 //!
-//! `LHCIE_BENCH_ONLY=raw|grpc|amqp|latency|decisions|registry` runs one
+//! `LHCIE_BENCH_ONLY=raw|grpc|amqp|latency|decisions|hl7|registry` runs one
 //! part; `LHCIE_BENCH_COUNT` sets the messages per hub throughput run
 //! (40,000); `LHCIE_BENCH_VERBOSE=1` prints more. Build in release first
 //! (`make bench` does).
@@ -50,6 +59,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod decisions;
+mod hl7;
 mod hub;
 mod registry;
 mod scale;
@@ -103,6 +113,9 @@ async fn main() {
     }
     if runs("decisions") {
         decisions::report();
+    }
+    if runs("hl7") {
+        hl7::report();
     }
     if runs("registry") {
         registry::run().await;

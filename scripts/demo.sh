@@ -6,7 +6,9 @@
 #      agreements and patient directives (config/demo/policy.toml);
 #   3. makes a development PKI (CA, hub certificate, one client certificate
 #      per exchange) and one broker user per exchange;
-#   4. starts the hub (which follows the registry) and two native adapters;
+#   4. starts the hub (which follows the registry), two native adapters, and
+#      an HL7 v2 / MLLP adapter (`adapter serve`) for every exchange of kind
+#      hl7v2-mllp, plus (with .venv) a stand-in MLLP system for Barts;
 #   5. asks the registry to explain one permitted and one denied flow, then
 #      sends both as discharge summaries from Imperial (RYJ, North West
 #      London) to the Royal Free (RAL, North Central London) and shows the
@@ -85,6 +87,38 @@ adapter nwl-imperial
 adapter ncl-royal-free
 sleep 1
 
+say "Starting HL7 v2 / MLLP adapters for the exchanges of kind hl7v2-mllp (MLLP on 127.0.0.1:261xx)"
+rm -rf "$var"/adapter-store-*
+mkdir -p "$var/adapters"
+hl7_exchanges=$(awk '/^\[\[exchange\]\]/{id=""} /^id = /{gsub(/"/, "", $3); id=$3} /^kind = "hl7v2-mllp"/{print id}' config/demo/topology.toml)
+for id in $hl7_exchanges; do
+  cat >"$var/adapters/$id.toml" <<EOT
+topology = "../../config/demo/topology.toml"
+exchange = "$id"
+[hub]
+endpoint = "https://127.0.0.1:50051"
+[hub.tls]
+ca = "../pki/ca.pem"
+cert = "../pki/exchanges/$id.pem"
+key = "../pki/exchanges/$id.key"
+[store]
+path = "../adapter-store-$id"
+EOT
+  "$bin/adapter" check-config --config "$var/adapters/$id.toml" >/dev/null
+  LHCIE_LOG=info nohup "$bin/adapter" serve --config "$var/adapters/$id.toml" \
+    >"$var/log/adapter-$id.out" 2>"$var/log/adapter-$id.log" &
+  echo $! >"$var/run/adapter-$id.pid"
+done
+echo "$(echo $hl7_exchanges | wc -w) HL7 v2 adapters: $(echo $hl7_exchanges)"
+if [ -x .venv/bin/python ]; then
+  # Barts' (nel-barts, R1H) local system: answers AA, records what arrives.
+  rm -f "$var/received-nel-barts.hex"
+  nohup .venv/bin/python integration-tests/python/mllp_server.py --port 27108 \
+    --out "$var/received-nel-barts.hex" >"$var/log/mllp-nel-barts.log" 2>&1 &
+  echo $! >"$var/run/mllp-nel-barts.pid"
+fi
+sleep 1
+
 say "What the registry decides, and why"
 echo "\$ registry decide --nhs 9434765919 --sender RYJ --recipient RAL --category discharge-summary"
 "$bin/registry" decide --nhs 9434765919 --sender RYJ --recipient RAL --category discharge-summary
@@ -103,6 +137,15 @@ cat "$var/log/adapter-ncl-royal-free.log"
 say "At Imperial's adapter: the delivery receipt and the hub's negative acknowledgement (var/log/adapter-nwl-imperial.log)"
 cat "$var/log/adapter-nwl-imperial.log"
 
+if [ -x .venv/bin/mllp_send ]; then
+  say "Sending an HL7 v2 ADT^A01 with python-hl7's mllp_send from the Whittington (RKE, MLLP 26103) to Barts (R1H)"
+  echo "\$ .venv/bin/mllp_send --loose --port 26103 --file config/demo/hl7v2/adt_a01_rke_to_r1h.hl7 127.0.0.1"
+  .venv/bin/mllp_send --loose --port 26103 --file config/demo/hl7v2/adt_a01_rke_to_r1h.hl7 127.0.0.1 | tr '\r' '\n'
+  sleep 2
+  say "At Barts' local MLLP system (var/received-nel-barts.hex, one message per line): the MSH as sent"
+  head -1 "$var/received-nel-barts.hex" 2>/dev/null | xxd -r -p | tr '\r' '\n' | head -1
+fi
+
 cat <<EOT
 
 Running now:
@@ -110,11 +153,13 @@ Running now:
   hub                      pid $(cat "$var/run/hub.pid"), gRPC 127.0.0.1:50051 (mutual TLS), admin http://127.0.0.1:9464
                            (/readyz, /adapters, /audit/messages/<id>, /audit/patients/<nhs-number>); log var/log/hub.log
   native adapters          nwl-imperial, ncl-royal-free (logs var/log/adapter-*.log)
+  HL7 v2 adapters          $(echo $hl7_exchanges) (configs var/adapters/, logs var/log/adapter-*.log)
 Try:
   $bin/registry directive set --id DIR-DEMO-9 --nhs 9434765919 --deny-organisation RAL --from 2026-01-01 --source patient-account
   $bin/registry decide --nhs 9434765919 --sender RYJ --recipient RAL --category discharge-summary
   $bin/registry isa list     (LHCIE_REGISTRY and LHCIE_ACTOR as set by this script, or --registry/--actor)
   $bin/native-adapter --exchange nwl-imperial send --example care-event --from RYJ
   curl -s http://127.0.0.1:9464/audit/patients/9000000009
+  .venv/bin/mllp_send --loose --port 26103 --file config/demo/hl7v2/adt_a01_rke_to_r1h.hl7 127.0.0.1
 Stop everything with:  make stop
 EOT

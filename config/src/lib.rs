@@ -13,6 +13,8 @@
 //! - [`policy`]: a fixed set of agreements and patient directives, for
 //!   tests, and the demo agreements the registry is seeded with.
 //! - [`hub`]: the hub's own file.
+//! - [`adapter`]: an adapter's own file (hub endpoint, stores, kind
+//!   settings; its kind and endpoints come from the topology).
 //! - [`registry`]: a consent registry node's file, and how a hub follows
 //!   the registry.
 //! - [`toml_file`]: reading TOML with path- and line-aware errors.
@@ -20,6 +22,7 @@
 //! The demo topology of London is `config/demo/topology.toml`; the ODS
 //! reference data is under `config/reference/`.
 
+pub mod adapter;
 pub mod broker;
 pub mod error;
 pub mod hub;
@@ -29,6 +32,7 @@ pub mod registry;
 pub mod toml_file;
 pub mod topology;
 
+pub use adapter::{AdapterFile, AdapterSettings, Hl7v2Settings};
 pub use broker::BrokerConfig;
 pub use error::{ConfigError, Problem};
 pub use hub::HubConfig;

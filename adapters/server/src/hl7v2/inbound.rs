@@ -1,0 +1,155 @@
+//! HL7 v2 from the local systems: the MLLP listener and what it answers.
+//!
+//! For each message:
+//!
+//! 1. parse it; if it cannot be parsed: **AR** (`build_ack_for_unparseable`);
+//! 2. translate it (`translate_received`; the raw bytes travel unchanged as
+//!    the original payload); on error: **AE** or **AR** with an ERR saying
+//!    where, nothing stored or forwarded;
+//! 3. put the envelope in the outbox (durable when `put` returns); if that
+//!    fails: **AR** with code 207, so the sender keeps the message and
+//!    resends it;
+//! 4. wait up to `ack_wait_ms` for the hub's answer: a rejection in time
+//!    is answered **AE**/**AR** with the hub's reason (see
+//!    [`super::acks::hub_rejection_ack`]); otherwise **AA** — the message
+//!    is safe in the outbox and is forwarded whenever the hub is there.
+//!
+//! A resent message (same MSH-3, MSH-4, MSH-10) has the same message id:
+//! the outbox recognises it and it is answered like the first (AA, or the
+//! hub's rejection), not forwarded twice.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use lhcie_adapter_kit::outbox::Outcome;
+use lhcie_config::Hl7v2Settings;
+use lhcie_hl7v2::{
+    AckCode, AckError, ErrorCode, Message, TranslateContext, build_ack, build_ack_for_result,
+    build_ack_for_unparseable, parse_message, translate_received,
+};
+use lhcie_mllp::{ListenerConfig, MllpListener, PeerInfo};
+use lhcie_proto::canonical as pb;
+use time::OffsetDateTime;
+
+use super::acks::hub_rejection_ack;
+use crate::context::AdapterContext;
+
+/// Binds `listen` and answers the local systems until shutdown.
+pub async fn serve(
+    listen: SocketAddr,
+    settings: Hl7v2Settings,
+    ctx: AdapterContext,
+) -> anyhow::Result<()> {
+    let listener = MllpListener::bind(listen, ListenerConfig::default())
+        .await
+        .with_context(|| format!("binding the MLLP listener on {listen}"))?;
+    tracing::info!(%listen, "MLLP listener ready");
+    let shutdown = ctx.shutdown.clone();
+    let inbound = std::sync::Arc::new(Inbound { settings, ctx });
+    listener
+        .serve(
+            move |message: Bytes, peer: PeerInfo| {
+                let inbound = inbound.clone();
+                async move { Bytes::from(inbound.handle(&message, &peer).await) }
+            },
+            shutdown,
+        )
+        .await;
+    Ok(())
+}
+
+struct Inbound {
+    settings: Hl7v2Settings,
+    ctx: AdapterContext,
+}
+
+impl Inbound {
+    /// Handles one frame and returns the ACK's bytes.
+    async fn handle(&self, raw: &[u8], peer: &PeerInfo) -> Vec<u8> {
+        let now = OffsetDateTime::now_utc();
+        let control_id = ack_control_id();
+        let message = match parse_message(raw) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::info!(
+                    connection = peer.connection_id,
+                    bytes = raw.len(),
+                    kind = ?error.kind(),
+                    "unparseable HL7 v2 message: AR"
+                );
+                return build_ack_for_unparseable(raw, Some(&error), &control_id, now).render();
+            }
+        };
+        let mut translate = TranslateContext::new(self.ctx.exchange.id.clone(), now);
+        translate.sender_ods = self.settings.sender_ods.clone();
+        translate.default_recipients = self.settings.default_recipients.clone();
+        let translated = match translate_received(raw, &message, &translate) {
+            Ok(translated) => translated,
+            Err(error) => {
+                tracing::info!(
+                    connection = peer.connection_id,
+                    code = error.code().number(),
+                    ack = error.disposition().ack_code(),
+                    "HL7 v2 message not translated; nothing forwarded"
+                );
+                return build_ack_for_result(&message, Err(&error), &control_id, now).render();
+            }
+        };
+        let envelope = pb::Envelope::from(translated.envelope);
+        let message_id = envelope.message_id.clone();
+        let ticket = match self.ctx.outbox.put(envelope).await {
+            Ok(ticket) => ticket,
+            Err(error) => {
+                tracing::error!(%message_id, %error, "cannot store the message in the outbox: AR");
+                return internal_error(&message, &control_id, now).render();
+            }
+        };
+        tracing::info!(%message_id, duplicate = ticket.duplicate, "HL7 v2 message stored");
+        let wait = Duration::from_millis(self.settings.ack_wait_ms);
+        match self.ctx.outbox.wait_for_answer(&message_id, wait).await {
+            Ok(Some(answer)) => match answer.outcome {
+                Outcome::Rejected(rejection) => {
+                    tracing::info!(
+                        %message_id,
+                        reason = crate::runtime::reason_name(&rejection),
+                        "rejected by the hub in time for the ACK"
+                    );
+                    hub_rejection_ack(&message, &rejection, &control_id, now).render()
+                }
+                Outcome::Accepted(_) => accept(&message, &control_id, now),
+            },
+            // Stored: the forwarder takes it from here.
+            Ok(None) => accept(&message, &control_id, now),
+            Err(error) => {
+                // The entry is durable; only the look-up failed.
+                tracing::warn!(%message_id, %error, "cannot read the hub's answer; answering AA (stored)");
+                accept(&message, &control_id, now)
+            }
+        }
+    }
+}
+
+fn accept(message: &Message, control_id: &str, now: OffsetDateTime) -> Vec<u8> {
+    build_ack(message, AckCode::Accept, &[], control_id, now).render()
+}
+
+fn internal_error(message: &Message, control_id: &str, now: OffsetDateTime) -> Message {
+    build_ack(
+        message,
+        AckCode::Reject,
+        &[AckError {
+            code: ErrorCode::ApplicationInternalError,
+            location: None,
+        }],
+        control_id,
+        now,
+    )
+}
+
+/// A fresh MSH-10 for an ACK: 20 characters (the limit before v2.5).
+fn ack_control_id() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("A{}", &id[..19])
+}

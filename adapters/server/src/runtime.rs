@@ -1,0 +1,219 @@
+//! Running an adapter: the machinery every kind shares.
+//!
+//! [`serve`] opens the stores, builds the [`AdapterContext`] and starts:
+//!
+//! - the **forwarder**: the outbox's pending entries go to the hub through
+//!   the kit's [`Uplink`], in arrival order, until the hub answers each;
+//! - the **receiver**: deliveries from the hub, de-duplicated by message id
+//!   (durable seen-set), each handed to [`AdapterKind::deliver`] and
+//!   acknowledged as it says;
+//! - **heartbeats** reporting the outbox depth;
+//! - a watch on **late rejections**: a rejection that arrives after the
+//!   local system was answered is logged (message id and reason) and kept
+//!   in the outbox's rejected list for operators;
+//! - the kind's inbound side, [`AdapterKind::serve_inbound`].
+//!
+//! SIGINT or SIGTERM cancel the shutdown token; everything drains and
+//! stops. Whatever is still pending stays in the outbox for next time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use lhcie_adapter_kit::outbox::Outcome;
+use lhcie_adapter_kit::{ClientTls, HubConnection, Outbox, SeenStore, Uplink};
+use lhcie_config::{AdapterConfig, AdapterSettings};
+use lhcie_proto::hub as hubpb;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::AdapterContext;
+use crate::hl7v2::Hl7v2Mllp;
+use crate::kind::AdapterKind;
+
+/// Envelopes on their way to the hub and not yet answered, at most.
+const UPLINK_WINDOW: usize = 256;
+/// Deliveries the hub may have in flight to this adapter.
+const RECEIVE_IN_FLIGHT: u32 = 16;
+
+/// Runs the adapter described by `settings` until SIGINT or SIGTERM.
+pub async fn serve(settings: AdapterSettings) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone());
+    let ctx = context(settings, shutdown)?;
+    match ctx.exchange.adapter.clone() {
+        AdapterConfig::Hl7v2Mllp { listen, deliver_to } => {
+            let kind = Hl7v2Mllp::new(&ctx.exchange, listen, deliver_to, ctx.file.hl7v2.clone());
+            run(Arc::new(kind), ctx).await
+        }
+        other => crate::kind::check_supported(&other),
+    }
+}
+
+/// Opens the stores and builds the context.
+fn context(
+    settings: AdapterSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<AdapterContext> {
+    let AdapterSettings { file, exchange } = settings;
+    let store_dir = file.store.path.clone();
+    std::fs::create_dir_all(&store_dir)
+        .with_context(|| format!("creating the store folder {}", store_dir.display()))?;
+    let outbox = Outbox::open(&store_dir.join("outbox"))
+        .with_context(|| format!("opening the outbox in {}", store_dir.display()))?;
+    let connection = HubConnection {
+        endpoint: file.hub.endpoint.clone(),
+        tls: file.hub.tls.as_ref().map(|tls| ClientTls {
+            ca: tls.ca.clone(),
+            cert: tls.cert.clone(),
+            key: tls.key.clone(),
+            server_name: tls.server_name.clone(),
+        }),
+        exchange: exchange.id.clone(),
+    };
+    Ok(AdapterContext {
+        exchange: Arc::new(exchange),
+        file: Arc::new(file),
+        connection,
+        outbox,
+        shutdown,
+        store_dir,
+    })
+}
+
+fn spawn_signal_handler(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let terminate = async {
+            #[cfg(unix)]
+            if let Ok(mut signal) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                signal.recv().await;
+                return;
+            }
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate => {}
+        }
+        tracing::info!("stopping");
+        shutdown.cancel();
+    });
+}
+
+/// Runs `kind` with the shared machinery until `ctx.shutdown`.
+pub async fn run<K: AdapterKind>(kind: Arc<K>, ctx: AdapterContext) -> anyhow::Result<()> {
+    let shutdown = ctx.shutdown.clone();
+    let seen = SeenStore::open(&ctx.store_dir.join("seen")).with_context(|| {
+        format!(
+            "opening the seen-message store in {}",
+            ctx.store_dir.display()
+        )
+    })?;
+    let rejected = ctx.outbox.rejected()?.len();
+    tracing::info!(
+        exchange = %ctx.exchange.id,
+        kind = kind.name(),
+        pending = ctx.outbox.pending_len(),
+        rejected,
+        "adapter starting"
+    );
+
+    let (uplink, answers) = Uplink::start(ctx.connection.clone(), UPLINK_WINDOW, shutdown.clone());
+    let forwarder = tokio::spawn({
+        let outbox = ctx.outbox.clone();
+        let shutdown = shutdown.clone();
+        async move { outbox.forward(uplink, answers, shutdown).await }
+    });
+    let heartbeat = tokio::spawn({
+        let outbox = ctx.outbox.clone();
+        lhcie_adapter_kit::heartbeat::heartbeat(
+            ctx.connection.clone(),
+            kind.name(),
+            move || outbox.pending_len(),
+            shutdown.clone(),
+        )
+    });
+    let rejections = tokio::spawn(log_rejections(ctx.outbox.clone(), shutdown.clone()));
+    let receiver = tokio::spawn({
+        let kind = kind.clone();
+        let ctx = ctx.clone();
+        lhcie_adapter_kit::receive(
+            ctx.connection.clone(),
+            RECEIVE_IN_FLIGHT,
+            seen,
+            move |incoming| {
+                let kind = kind.clone();
+                let ctx = ctx.clone();
+                async move { kind.deliver(incoming, &ctx).await }
+            },
+            shutdown.clone(),
+        )
+    });
+
+    let inbound = kind.serve_inbound(ctx.clone()).await;
+    // The inbound side ends on shutdown, or on its own failure: stop the rest.
+    shutdown.cancel();
+    let stats = receiver.await.ok();
+    let report = forwarder.await.ok();
+    let _ = heartbeat.await;
+    let _ = rejections.await;
+    tracing::info!(
+        handed_over = stats.map(|s| s.handed_over),
+        duplicates = stats.map(|s| s.duplicates),
+        forwarded_accepted = report
+            .as_ref()
+            .and_then(|r| r.as_ref().ok())
+            .map(|r| r.accepted),
+        forwarded_rejected = report
+            .as_ref()
+            .and_then(|r| r.as_ref().ok())
+            .map(|r| r.rejected),
+        pending = ctx.outbox.pending_len(),
+        "adapter stopped"
+    );
+    if let Some(Err(error)) = report {
+        tracing::error!(%error, "the outbox forwarder failed");
+    }
+    inbound
+}
+
+/// Logs every rejection the hub gives (message id and reason only).
+async fn log_rejections(outbox: Outbox, shutdown: CancellationToken) {
+    let mut answers = outbox.subscribe();
+    loop {
+        tokio::select! {
+            answer = answers.recv() => match answer {
+                Ok(answer) => {
+                    if let Outcome::Rejected(rejection) = &answer.outcome {
+                        tracing::warn!(
+                            message_id = %answer.message_id,
+                            reason = reason_name(rejection),
+                            "the hub rejected a message; kept in the outbox's rejected list"
+                        );
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "rejection log fell behind");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// The hub's reject reason as its protobuf name.
+pub fn reason_name(rejection: &hubpb::Rejected) -> &'static str {
+    hubpb::RejectReason::try_from(rejection.reason)
+        .unwrap_or_default()
+        .as_str_name()
+}
+
+/// Sleeps `delay` unless shutdown comes first (then false).
+pub async fn pause(delay: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = shutdown.cancelled() => false,
+    }
+}

@@ -1,0 +1,367 @@
+//! An adapter's configuration file (`adapter serve --config <file>`).
+//!
+//! The file names the topology and the exchange the adapter serves; the
+//! adapter's kind and its endpoints towards the local systems (`listen`,
+//! `deliver_to`) come from that exchange's `[exchange.adapter]` in the
+//! topology, so they are written once. The file adds what only the adapter
+//! needs: how to reach the hub, where its durable stores live, and the
+//! kind's tuning.
+//!
+//! ```toml
+//! topology = "topology.toml"
+//! exchange = "nwl-imperial"
+//!
+//! [hub]
+//! endpoint = "https://127.0.0.1:50051"
+//! [hub.tls]
+//! ca = "pki/ca.pem"
+//! cert = "pki/exchanges/nwl-imperial.pem"
+//! key = "pki/exchanges/nwl-imperial.key"
+//! server_name = "localhost"      # optional, this is the default
+//!
+//! [store]
+//! path = "var/adapter-nwl-imperial"   # outbox and seen-message store
+//!
+//! [hl7v2]                             # optional; defaults shown
+//! ack_wait_ms = 200                   # wait this long for the hub's early answer
+//! delivery_ack_timeout_ms = 30000     # the local system must ACK within this
+//! delivery_retry_max_ms = 30000       # longest pause between delivery attempts
+//! # sender_ods = "RYJ"                # when MSH-4 is not an ODS code
+//! # default_recipients = ["RAL"]      # when MSH-6 is not an ODS code
+//! ```
+//!
+//! Relative paths are relative to the file.
+
+use std::path::{Path, PathBuf};
+
+use lhcie_model::{ExchangeId, OdsCode};
+use serde::Deserialize;
+
+use crate::error::Problems;
+use crate::topology::{AdapterConfig, Exchange, Topology};
+use crate::{ConfigError, toml_file};
+
+/// The adapter's file as written. See the module docs for an example.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterFile {
+    /// The topology file (the exchange's adapter kind and endpoints).
+    pub topology: PathBuf,
+    /// The exchange this adapter serves.
+    pub exchange: ExchangeId,
+    /// How to reach the hub.
+    pub hub: AdapterHubConfig,
+    /// The adapter's durable stores.
+    pub store: AdapterStoreConfig,
+    /// Settings of the `hl7v2-mllp` kind (ignored by other kinds' checks
+    /// only if absent).
+    #[serde(default)]
+    pub hl7v2: Hl7v2Settings,
+}
+
+/// How the adapter reaches the hub's gRPC endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterHubConfig {
+    /// `https://host:port` (with `[hub.tls]`) or `http://host:port` (with
+    /// `insecure_plaintext`).
+    pub endpoint: String,
+    /// Mutual TLS: required unless `insecure_plaintext` is set.
+    #[serde(default)]
+    pub tls: Option<AdapterTlsConfig>,
+    /// Development only: plain-text gRPC to a hub in insecure mode.
+    #[serde(default)]
+    pub insecure_plaintext: bool,
+}
+
+/// The adapter's client certificate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterTlsConfig {
+    /// The CA the hub's certificate chains to (PEM).
+    pub ca: PathBuf,
+    /// This adapter's certificate, naming its exchange (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// The name the hub's certificate must carry.
+    #[serde(default = "default_server_name")]
+    pub server_name: String,
+}
+
+fn default_server_name() -> String {
+    "localhost".into()
+}
+
+/// Where the adapter keeps its durable state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterStoreConfig {
+    /// A folder: the outbox and the seen-message store live under it. One
+    /// adapter process per folder.
+    pub path: PathBuf,
+}
+
+/// Tuning of the `hl7v2-mllp` kind.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Hl7v2Settings {
+    /// How long an inbound message's ACK waits for the hub's answer after
+    /// the message is stored, in milliseconds. A rejection that comes in
+    /// time is answered AE/AR; otherwise AA (stored, forwarded later).
+    #[serde(default = "default_ack_wait_ms")]
+    pub ack_wait_ms: u64,
+    /// How long the local system may take to acknowledge a delivery, in
+    /// milliseconds; then the delivery is attempted again.
+    #[serde(default = "default_delivery_ack_timeout_ms")]
+    pub delivery_ack_timeout_ms: u64,
+    /// Longest pause between delivery attempts, in milliseconds.
+    #[serde(default = "default_delivery_retry_max_ms")]
+    pub delivery_retry_max_ms: u64,
+    /// The sending organisation when MSH-4 is not an ODS code; must be one
+    /// of the exchange's organisations.
+    #[serde(default)]
+    pub sender_ods: Option<OdsCode>,
+    /// Recipients when no rule applies and MSH-6 is not an ODS code.
+    #[serde(default)]
+    pub default_recipients: Vec<OdsCode>,
+}
+
+impl Default for Hl7v2Settings {
+    fn default() -> Self {
+        Self {
+            ack_wait_ms: default_ack_wait_ms(),
+            delivery_ack_timeout_ms: default_delivery_ack_timeout_ms(),
+            delivery_retry_max_ms: default_delivery_retry_max_ms(),
+            sender_ods: None,
+            default_recipients: Vec::new(),
+        }
+    }
+}
+
+fn default_ack_wait_ms() -> u64 {
+    200
+}
+
+fn default_delivery_ack_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_delivery_retry_max_ms() -> u64 {
+    30_000
+}
+
+/// A loaded, validated adapter configuration: the file (paths resolved)
+/// and the exchange it serves from the topology.
+#[derive(Debug, Clone)]
+pub struct AdapterSettings {
+    /// The file, relative paths resolved against its folder.
+    pub file: AdapterFile,
+    /// The exchange, with its adapter kind and endpoints.
+    pub exchange: Exchange,
+}
+
+impl AdapterSettings {
+    /// Reads and validates an adapter file and the topology it names.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let mut config: AdapterFile = toml_file::read(file)?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        config.topology = base.join(&config.topology);
+        config.store.path = base.join(&config.store.path);
+        if let Some(tls) = &mut config.hub.tls {
+            tls.ca = base.join(&tls.ca);
+            tls.cert = base.join(&tls.cert);
+            tls.key = base.join(&tls.key);
+        }
+        let topology = Topology::load(&config.topology)?;
+        let mut problems = Problems::default();
+        let hub = &config.hub;
+        match (&hub.tls, hub.insecure_plaintext) {
+            (None, false) => problems.add(
+                "hub",
+                "give [hub.tls] (ca, cert, key), or insecure_plaintext = true for development only",
+            ),
+            (Some(_), true) => problems.add(
+                "hub.insecure_plaintext",
+                "cannot be set together with [hub.tls]; choose one",
+            ),
+            _ => {}
+        }
+        let scheme_ok = if hub.tls.is_some() {
+            hub.endpoint.starts_with("https://")
+        } else {
+            hub.endpoint.starts_with("http://")
+        };
+        if !scheme_ok {
+            problems.add(
+                "hub.endpoint",
+                "must start with https:// with [hub.tls], http:// with insecure_plaintext",
+            );
+        }
+        let settings = &config.hl7v2;
+        for (key, value) in [
+            ("hl7v2.ack_wait_ms", settings.ack_wait_ms),
+            (
+                "hl7v2.delivery_ack_timeout_ms",
+                settings.delivery_ack_timeout_ms,
+            ),
+            (
+                "hl7v2.delivery_retry_max_ms",
+                settings.delivery_retry_max_ms,
+            ),
+        ] {
+            if value > 600_000 {
+                problems.add(key, "must be at most 600000 (ten minutes)");
+            }
+        }
+        if settings.delivery_ack_timeout_ms == 0 {
+            problems.add("hl7v2.delivery_ack_timeout_ms", "must be at least 1");
+        }
+        if settings.delivery_retry_max_ms < 100 {
+            problems.add("hl7v2.delivery_retry_max_ms", "must be at least 100");
+        }
+        let exchange = topology.exchange(&config.exchange).cloned();
+        match &exchange {
+            None => problems.add(
+                "exchange",
+                format!(
+                    "{} is not an exchange of the topology {}",
+                    config.exchange,
+                    config.topology.display()
+                ),
+            ),
+            Some(exchange) => {
+                if let Some(sender) = &settings.sender_ods
+                    && !exchange.organisations.contains(sender)
+                {
+                    problems.add(
+                        "hl7v2.sender_ods",
+                        format!(
+                            "{sender} is not an organisation of exchange {}",
+                            exchange.id
+                        ),
+                    );
+                }
+                if let AdapterConfig::Hl7v2Mllp { deliver_to, .. } = &exchange.adapter
+                    && deliver_to.rsplit_once(':').is_none()
+                {
+                    problems.add(
+                        "exchange.adapter.deliver_to",
+                        format!("{deliver_to} is not host:port"),
+                    );
+                }
+            }
+        }
+        problems.into_result(file)?;
+        let exchange = exchange.unwrap_or_else(|| unreachable!("checked above"));
+        Ok(Self {
+            file: config,
+            exchange,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology(dir: &Path) {
+        let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("reference");
+        std::fs::write(
+            dir.join("topology.toml"),
+            format!(
+                r#"ods_reference = ["{}"]
+[[region]]
+code = "NWL"
+name = "North West London"
+[[exchange]]
+id = "nwl-imperial"
+name = "Imperial"
+region = "NWL"
+organisations = ["RYJ"]
+[exchange.adapter]
+kind = "hl7v2-mllp"
+listen = "127.0.0.1:26101"
+deliver_to = "127.0.0.1:27101"
+"#,
+                reference.join("london_nhs_trusts.csv").display()
+            ),
+        )
+        .unwrap();
+    }
+
+    fn load(text: &str) -> Result<AdapterSettings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        topology(dir.path());
+        let file = dir.path().join("adapter.toml");
+        std::fs::write(&file, text).unwrap();
+        AdapterSettings::load(&file)
+    }
+
+    const BASE: &str = r#"
+topology = "topology.toml"
+exchange = "nwl-imperial"
+[store]
+path = "store"
+"#;
+
+    const TLS: &str = r#"[hub]
+endpoint = "https://127.0.0.1:50051"
+[hub.tls]
+ca = "pki/ca.pem"
+cert = "pki/a.pem"
+key = "pki/a.key"
+"#;
+
+    #[test]
+    fn a_complete_file_loads_with_the_exchange_from_the_topology() {
+        let settings = load(&format!("{BASE}{TLS}")).unwrap();
+        assert_eq!(settings.exchange.adapter.kind(), "hl7v2-mllp");
+        assert_eq!(settings.file.hl7v2, Hl7v2Settings::default());
+        let tls = settings.file.hub.tls.unwrap();
+        assert!(tls.ca.is_absolute() || tls.ca.starts_with(std::env::temp_dir()));
+        assert_eq!(tls.server_name, "localhost");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_path() {
+        let error = load(&format!("{BASE}{TLS}[hl7v2]\nack_wait = 5\n")).unwrap_err();
+        assert!(
+            error.problems[0].message.contains("unknown field"),
+            "{error}"
+        );
+        assert!(error.problems[0].key.contains("hl7v2"), "{error}");
+    }
+
+    #[test]
+    fn problems_are_reported_together() {
+        let text = r#"
+topology = "topology.toml"
+exchange = "nwl-nowhere"
+[store]
+path = "store"
+[hub]
+endpoint = "127.0.0.1:50051"
+[hl7v2]
+delivery_retry_max_ms = 1
+"#;
+        let error = load(text).unwrap_err();
+        let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "hub",
+                "hub.endpoint",
+                "hl7v2.delivery_retry_max_ms",
+                "exchange"
+            ],
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_sender_default_must_belong_to_the_exchange() {
+        let error = load(&format!("{BASE}{TLS}[hl7v2]\nsender_ods = \"RAL\"\n")).unwrap_err();
+        assert_eq!(error.problems[0].key, "hl7v2.sender_ods", "{error}");
+    }
+}

@@ -1,0 +1,463 @@
+//! The `adapter` binary of kind `hl7v2-mllp`, end to end, between
+//! independent MLLP systems: python-hl7's `MLLPClient` plays Imperial's
+//! sending system, hl7apy's `MLLPServer` the Royal Free's receiving system;
+//! two `adapter` processes and the real hub sit between them. Needs the
+//! Python environment `make test` prepares (`.venv`).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use lhcie_integration_tests::env::{TestEnv, with_env};
+use lhcie_integration_tests::hub::HubProcess;
+use lhcie_model::ExchangeId;
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn python() -> PathBuf {
+    let venv = repository().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} not found: make test creates it (make python)",
+        venv.display()
+    );
+    venv
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The sending trust (Imperial, RYJ) and the receiving one (Royal Free,
+/// RAL), each behind an HL7 v2 adapter.
+const SENDER: &str = "nwl-imperial";
+const RECEIVER: &str = "ncl-royal-free";
+
+/// Ports of one HL7 v2 exchange: where its adapter listens, where its
+/// local system listens.
+#[derive(Clone, Copy)]
+struct Ports {
+    listen: u16,
+    deliver_to: u16,
+}
+
+/// Makes `SENDER` and `RECEIVER` HL7 v2 / MLLP exchanges in the
+/// environment's topology.
+fn use_hl7v2_adapters(env: &TestEnv, sender: Ports, receiver: Ports) {
+    let file = env.topology_file();
+    let text = std::fs::read_to_string(&file).expect("topology.toml");
+    let blocks: Vec<String> = text
+        .split("[[exchange]]\n")
+        .map(|block| {
+            let ports = if block.starts_with(&format!("id = \"{SENDER}\"")) {
+                Some(sender)
+            } else if block.starts_with(&format!("id = \"{RECEIVER}\"")) {
+                Some(receiver)
+            } else {
+                None
+            };
+            match ports {
+                Some(p) => block.replace(
+                    "kind = \"native\"\n",
+                    &format!(
+                        "kind = \"hl7v2-mllp\"\nlisten = \"127.0.0.1:{}\"\ndeliver_to = \"127.0.0.1:{}\"\n",
+                        p.listen, p.deliver_to
+                    ),
+                ),
+                None => block.to_owned(),
+            }
+        })
+        .collect();
+    std::fs::write(&file, blocks.join("[[exchange]]\n")).expect("topology.toml");
+}
+
+/// An `adapter serve` child process.
+struct AdapterProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl AdapterProcess {
+    /// Writes the adapter's file and starts it; waits until its MLLP
+    /// listener accepts connections.
+    async fn start(env: &TestEnv, exchange: &str, listen: u16) -> Self {
+        let id = ExchangeId::parse(exchange).unwrap();
+        let config = env.dir().join(format!("adapter-{exchange}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"topology = "topology.toml"
+exchange = "{exchange}"
+[hub]
+endpoint = "https://127.0.0.1:{grpc}"
+[hub.tls]
+ca = "{ca}"
+cert = "{cert}"
+key = "{key}"
+[store]
+path = "adapter-{exchange}"
+[hl7v2]
+ack_wait_ms = 200
+delivery_retry_max_ms = 1000
+"#,
+                grpc = env.grpc_port,
+                ca = env.pki.ca_cert().display(),
+                cert = env.pki.exchange_cert(&id).display(),
+                key = env.pki.exchange_key(&id).display(),
+            ),
+        )
+        .expect("adapter.toml");
+        let log = env.dir().join(format!("adapter-{exchange}.log"));
+        let child = Command::new(lhcie_integration_tests::binary("adapter"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("LHCIE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("adapter log"))
+            .spawn()
+            .expect("starting the adapter");
+        let mut adapter = Self { child, log };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while tokio::net::TcpStream::connect(("127.0.0.1", listen))
+            .await
+            .is_err()
+        {
+            assert!(
+                matches!(adapter.child.try_wait(), Ok(None)),
+                "the adapter exited:\n{}",
+                adapter.log()
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the adapter's MLLP listener did not open:\n{}",
+                adapter.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        adapter
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits for the exit; true if it exited successfully.
+    fn stop(&mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+impl Drop for AdapterProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// hl7apy's MLLP server playing the receiving system.
+struct ReceivingSystem {
+    child: Child,
+    out: PathBuf,
+}
+
+impl ReceivingSystem {
+    fn start(env: &TestEnv, port: u16) -> Self {
+        let out = env.dir().join("received.hex");
+        let mut child = Command::new(python())
+            .arg(repository().join("integration-tests/python/mllp_server.py"))
+            .args(["--port", &port.to_string()])
+            .arg("--out")
+            .arg(&out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting the Python MLLP server");
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut ready)
+            .expect("reading READY");
+        assert_eq!(
+            ready.trim(),
+            "READY",
+            "the Python MLLP server did not start"
+        );
+        Self { child, out }
+    }
+
+    /// Every message received so far, in order, as bytes.
+    fn received(&self) -> Vec<Vec<u8>> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                (0..line.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&line[i..i + 2], 16).expect("hex"))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Waits until `count` messages arrived (panics after `timeout`).
+    async fn wait_for(&self, count: usize, timeout: Duration, logs: impl Fn() -> String) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.received().len() < count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} of {count} messages arrived within {timeout:?}\n{}",
+                self.received().len(),
+                logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for ReceivingSystem {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One ACK as the Python client read it.
+#[derive(Debug)]
+struct Ack {
+    msa1: String,
+    msa2: String,
+    err2: String,
+    err3: String,
+}
+
+/// Sends `messages` with python-hl7's MLLPClient, on one connection, and
+/// returns the ACKs.
+fn send_with_python(env: &TestEnv, port: u16, messages: &[Vec<u8>]) -> Vec<Ack> {
+    let files: Vec<PathBuf> = messages
+        .iter()
+        .map(|m| {
+            let file = env
+                .dir()
+                .join(format!("msg-{}.hl7", uuid::Uuid::new_v4().simple()));
+            std::fs::write(&file, m).expect("message file");
+            file
+        })
+        .collect();
+    let output = Command::new(python())
+        .arg(repository().join("integration-tests/python/mllp_client.py"))
+        .args(["--port", &port.to_string()])
+        .args(&files)
+        .output()
+        .expect("running the Python MLLP client");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "the Python MLLP client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let acks: Vec<Ack> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("ACK "))
+        .map(|l| {
+            let parts: Vec<&str> = l.split(' ').collect();
+            Ack {
+                msa1: parts[1].into(),
+                msa2: parts[2].into(),
+                err2: parts[3].into(),
+                err3: parts[4].into(),
+            }
+        })
+        .collect();
+    assert_eq!(acks.len(), messages.len(), "{stdout}");
+    acks
+}
+
+/// An ITK ADT^A01 (the NHS ITK specification's example,
+/// `adapters/hl7v2/tests/fixtures/corpus/uk-itk/adt_a01.hl7`, Apache-2.0)
+/// from Imperial (RYJ) to the Royal Free (RAL), segments ended by CR, with
+/// control id `control_id`, NHS number `nhs` and MSH-9 `message_type`.
+fn adt_a01(control_id: &str, nhs: &str, message_type: &str) -> Vec<u8> {
+    let fixture = std::fs::read_to_string(
+        repository().join("adapters/hl7v2/tests/fixtures/corpus/uk-itk/adt_a01.hl7"),
+    )
+    .expect("ITK ADT A01 fixture");
+    let mut lines: Vec<String> = fixture.lines().map(str::to_owned).collect();
+    lines[0] = format!(
+        "MSH|^~\\&|PAS|RYJ|EPR|RAL|202601011200||{message_type}|{control_id}|P|2.4|1||||GBR|UNICODE|EN||iTKv1.0"
+    );
+    let mut text = lines.join("\r") + "\r";
+    text = text.replace("3333333333^^^NHS", &format!("{nhs}^^^NHS"));
+    text.into_bytes()
+}
+
+const NHS: &str = "3333333333";
+
+struct Setup {
+    hub: HubProcess,
+    sender: AdapterProcess,
+    receiver: AdapterProcess,
+    system: ReceivingSystem,
+    sender_port: u16,
+}
+
+impl Setup {
+    async fn start(env: &TestEnv) -> Self {
+        let sender = Ports {
+            listen: free_port(),
+            deliver_to: free_port(),
+        };
+        let receiver = Ports {
+            listen: free_port(),
+            deliver_to: free_port(),
+        };
+        use_hl7v2_adapters(env, sender, receiver);
+        let system = ReceivingSystem::start(env, receiver.deliver_to);
+        let hub = HubProcess::start(env).await;
+        let sending_adapter = AdapterProcess::start(env, SENDER, sender.listen).await;
+        let receiving_adapter = AdapterProcess::start(env, RECEIVER, receiver.listen).await;
+        Self {
+            hub,
+            sender: sending_adapter,
+            receiver: receiving_adapter,
+            system,
+            sender_port: sender.listen,
+        }
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "--- sending adapter\n{}\n--- receiving adapter\n{}\n--- hub\n{}",
+            self.sender.log(),
+            self.receiver.log(),
+            self.hub.log()
+        )
+    }
+
+    fn stop(mut self) {
+        assert!(
+            self.sender.stop(),
+            "sending adapter:\n{}",
+            self.sender.log()
+        );
+        assert!(
+            self.receiver.stop(),
+            "receiving adapter:\n{}",
+            self.receiver.log()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hl7v2_travels_unchanged_between_independent_mllp_systems() {
+    with_env(TestEnv::new("hl7v2"), |env| async move {
+        let setup = Setup::start(&env).await;
+        let first = adt_a01("ITK0001", NHS, "ADT^A01^ADT_A01");
+        let acks = send_with_python(
+            &env,
+            setup.sender_port,
+            &[
+                first.clone(),
+                // The same message again (a lost ACK): AA, not delivered twice.
+                first.clone(),
+                adt_a01("ITK0002", "3333333334", "ADT^A01^ADT_A01"),
+                adt_a01("ITK0003", NHS, "ZZZ^Z01"),
+                // Not HL7 at all.
+                b"not an HL7 message\r".to_vec(),
+            ],
+        );
+        assert_eq!(
+            (acks[0].msa1.as_str(), acks[0].msa2.as_str()),
+            ("AA", "ITK0001")
+        );
+        assert_eq!(
+            (acks[1].msa1.as_str(), acks[1].msa2.as_str()),
+            ("AA", "ITK0001")
+        );
+        assert_eq!(acks[2].msa1, "AE", "{acks:?}");
+        assert_eq!(acks[2].msa2, "ITK0002");
+        assert!(acks[2].err2.starts_with("PID^1^3"), "{acks:?}");
+        assert_eq!(acks[3].msa1, "AR", "{acks:?}");
+        assert_eq!(acks[3].err3, "200", "{acks:?}");
+        assert_eq!(acks[4].msa1, "AR", "{acks:?}");
+
+        // A later valid message arrives after the first: neither the
+        // duplicate nor the refused ones came in between.
+        let second = adt_a01("ITK0004", NHS, "ADT^A01^ADT_A01");
+        let acks = send_with_python(&env, setup.sender_port, std::slice::from_ref(&second));
+        assert_eq!(acks[0].msa1, "AA");
+        setup
+            .system
+            .wait_for(2, Duration::from_secs(20), || setup.logs())
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let received = setup.system.received();
+        assert_eq!(received.len(), 2, "{}", setup.logs());
+        assert!(
+            received[0] == first,
+            "the first message was changed on the way"
+        );
+        assert!(
+            received[1] == second,
+            "the second message was changed on the way"
+        );
+        let logs = setup.logs();
+        assert!(!logs.contains(NHS), "an NHS number was logged");
+        setup.stop();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_taken_during_a_hub_outage_arrive_once_after_it_returns() {
+    with_env(TestEnv::new("hl7v2-outage"), |env| async move {
+        let mut setup = Setup::start(&env).await;
+        let before = adt_a01("OUT0000", NHS, "ADT^A01^ADT_A01");
+        assert_eq!(
+            send_with_python(&env, setup.sender_port, std::slice::from_ref(&before))[0].msa1,
+            "AA"
+        );
+        setup
+            .system
+            .wait_for(1, Duration::from_secs(20), || setup.logs())
+            .await;
+
+        setup.hub.terminate();
+        let during: Vec<Vec<u8>> = (1..=5)
+            .map(|n| adt_a01(&format!("OUT{n:04}"), NHS, "ADT^A01^ADT_A01"))
+            .collect();
+        // Each is answered AA once stored locally, with no hub.
+        for ack in send_with_python(&env, setup.sender_port, &during) {
+            assert_eq!(ack.msa1, "AA", "{ack:?}");
+        }
+        assert_eq!(setup.system.received().len(), 1);
+
+        setup.hub = HubProcess::start(&env).await;
+        setup
+            .system
+            .wait_for(6, Duration::from_secs(25), || setup.logs())
+            .await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let received = setup.system.received();
+        assert_eq!(received.len(), 6, "{}", setup.logs());
+        assert!(received[0] == before);
+        for message in &during {
+            assert_eq!(
+                received.iter().filter(|r| *r == message).count(),
+                1,
+                "a message did not arrive exactly once"
+            );
+        }
+        setup.stop();
+    })
+    .await;
+}

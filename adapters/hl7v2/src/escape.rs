@@ -141,7 +141,9 @@ fn decode_into(out: &mut String, content: &str, delims: &Delimiters) -> bool {
 
 /// Hex digits to bytes: non-empty, even length, hex digits only.
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.is_empty() || !hex.len().is_multiple_of(2) {
+    // `from_str_radix` alone would also take a sign (`\X+F\`).
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return None;
     }
     hex.as_bytes()

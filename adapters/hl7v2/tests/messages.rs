@@ -123,6 +123,17 @@ fn hex_escape_and_formatting() {
     assert_eq!(parse_message(&m.render()), Ok(m));
 }
 
+/// Regression: `\X…\` with a sign among its "hex digits" was decoded
+/// (`u8::from_str_radix` accepts a leading `+`) instead of being kept
+/// literally as a malformed escape.
+#[test]
+fn hex_escape_with_sign_kept_literally() {
+    let m = parse_message(b"MSH|^~\\&|A\rOBX|1|TX|c||\\X+F\\|a\\X0A+B\\b\r").expect("parses");
+    assert_eq!(m.get("OBX-5"), Some("\\X+F\\"));
+    assert_eq!(m.get("OBX-6"), Some("a\\X0A+B\\b"));
+    assert_eq!(parse_message(&m.render()), Ok(m));
+}
+
 fn latin1_msg(msh18: &str, name: &[u8]) -> Vec<u8> {
     let mut v = format!("MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.4||||||{msh18}\rPID|1||1||")
         .into_bytes();

@@ -28,6 +28,18 @@
 //! delivery_retry_max_ms = 30000       # longest pause between delivery attempts
 //! # sender_ods = "RYJ"                # when MSH-4 is not an ODS code
 //! # default_recipients = ["RAL"]      # when MSH-6 is not an ODS code
+//! # notify_to = "127.0.0.1:27102"     # late rejections (ACK messages); default: deliver_to
+//!
+//! [hl7v2.tls]                         # optional: the MLLP listener speaks TLS
+//! cert = "pki/mllp-listener.pem"
+//! key = "pki/mllp-listener.key"
+//! # client_ca = "pki/local-ca.pem"    # require client certificates chaining to it
+//!
+//! [hl7v2.deliver_tls]                 # optional: deliveries and late ACKs over TLS
+//! ca = "pki/local-ca.pem"             # the local system's certificate chains to it
+//! server_name = "epr.example.nhs.uk"  # the name that certificate must carry
+//! # cert = "pki/adapter-client.pem"   # a client certificate, with key
+//! # key = "pki/adapter-client.key"
 //! ```
 //!
 //! Relative paths are relative to the file.
@@ -125,6 +137,49 @@ pub struct Hl7v2Settings {
     /// Recipients when no rule applies and MSH-6 is not an ODS code.
     #[serde(default)]
     pub default_recipients: Vec<OdsCode>,
+    /// The local system's MLLP endpoint (`host:port`) for rejections the
+    /// hub gives after the message was answered AA, each sent as an ACK
+    /// message of its own. `None`: the exchange's `deliver_to`.
+    #[serde(default)]
+    pub notify_to: Option<String>,
+    /// TLS on the MLLP listener (`[hl7v2.tls]`); plain TCP if absent.
+    #[serde(default)]
+    pub tls: Option<MllpListenTls>,
+    /// TLS towards the local system (`[hl7v2.deliver_tls]`), for
+    /// deliveries and late acknowledgements; plain TCP if absent.
+    #[serde(default)]
+    pub deliver_tls: Option<MllpDeliverTls>,
+}
+
+/// TLS on the MLLP listener.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MllpListenTls {
+    /// The listener's certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// If given, every client must present a certificate chaining to this
+    /// CA (PEM); otherwise no client certificate is asked for.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// TLS towards the local system's MLLP endpoint.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MllpDeliverTls {
+    /// The CA the local system's certificate must chain to (PEM).
+    pub ca: PathBuf,
+    /// A client certificate to present (PEM); needs `key`.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM); needs `cert`.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// The DNS name (or IP address) the local system's certificate must
+    /// carry.
+    pub server_name: String,
 }
 
 impl Default for Hl7v2Settings {
@@ -135,6 +190,9 @@ impl Default for Hl7v2Settings {
             delivery_retry_max_ms: default_delivery_retry_max_ms(),
             sender_ods: None,
             default_recipients: Vec::new(),
+            notify_to: None,
+            tls: None,
+            deliver_tls: None,
         }
     }
 }
@@ -172,6 +230,16 @@ impl AdapterSettings {
             tls.ca = base.join(&tls.ca);
             tls.cert = base.join(&tls.cert);
             tls.key = base.join(&tls.key);
+        }
+        if let Some(tls) = &mut config.hl7v2.tls {
+            tls.cert = base.join(&tls.cert);
+            tls.key = base.join(&tls.key);
+            tls.client_ca = tls.client_ca.as_ref().map(|ca| base.join(ca));
+        }
+        if let Some(tls) = &mut config.hl7v2.deliver_tls {
+            tls.ca = base.join(&tls.ca);
+            tls.cert = tls.cert.as_ref().map(|cert| base.join(cert));
+            tls.key = tls.key.as_ref().map(|key| base.join(key));
         }
         let topology = Topology::load(&config.topology)?;
         let mut problems = Problems::default();
@@ -220,6 +288,15 @@ impl AdapterSettings {
         if settings.delivery_retry_max_ms < 100 {
             problems.add("hl7v2.delivery_retry_max_ms", "must be at least 100");
         }
+        if let Some(notify_to) = &settings.notify_to
+            && !is_host_port(notify_to)
+        {
+            problems.add(
+                "hl7v2.notify_to",
+                format!("{notify_to} is not host:port (e.g. \"127.0.0.1:27102\")"),
+            );
+        }
+        check_mllp_tls(settings, &mut problems);
         let exchange = topology.exchange(&config.exchange).cloned();
         match &exchange {
             None => problems.add(
@@ -259,6 +336,53 @@ impl AdapterSettings {
             exchange,
         })
     }
+}
+
+/// `[hl7v2.tls]` and `[hl7v2.deliver_tls]`: the files exist, a client
+/// certificate comes with its key, the server name is one.
+fn check_mllp_tls(settings: &Hl7v2Settings, problems: &mut Problems) {
+    let mut file = |key: &str, path: &Path| {
+        if !path.is_file() {
+            problems.add(key, format!("{} is not a readable file", path.display()));
+        }
+    };
+    if let Some(tls) = &settings.tls {
+        file("hl7v2.tls.cert", &tls.cert);
+        file("hl7v2.tls.key", &tls.key);
+        if let Some(ca) = &tls.client_ca {
+            file("hl7v2.tls.client_ca", ca);
+        }
+    }
+    if let Some(tls) = &settings.deliver_tls {
+        file("hl7v2.deliver_tls.ca", &tls.ca);
+        if let Some(cert) = &tls.cert {
+            file("hl7v2.deliver_tls.cert", cert);
+        }
+        if let Some(key) = &tls.key {
+            file("hl7v2.deliver_tls.key", key);
+        }
+        if tls.cert.is_some() != tls.key.is_some() {
+            problems.add(
+                "hl7v2.deliver_tls",
+                "give both cert and key for a client certificate, or neither",
+            );
+        }
+        let name = tls.server_name.trim();
+        let bad_ip = name.contains(':') && name.parse::<std::net::IpAddr>().is_err();
+        if name.is_empty() || name.contains(char::is_whitespace) || bad_ip {
+            problems.add(
+                "hl7v2.deliver_tls.server_name",
+                format!("{:?} is not a DNS name or IP address", tls.server_name),
+            );
+        }
+    }
+}
+
+/// `host:port` with a non-empty host and a port number from 1.
+fn is_host_port(text: &str) -> bool {
+    text.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.trim().is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+    })
 }
 
 #[cfg(test)]
@@ -363,5 +487,90 @@ delivery_retry_max_ms = 1
     fn the_sender_default_must_belong_to_the_exchange() {
         let error = load(&format!("{BASE}{TLS}[hl7v2]\nsender_ods = \"RAL\"\n")).unwrap_err();
         assert_eq!(error.problems[0].key, "hl7v2.sender_ods", "{error}");
+    }
+
+    #[test]
+    fn notify_to_defaults_to_none_and_must_be_host_port() {
+        let settings = load(&format!(
+            "{BASE}{TLS}[hl7v2]\nnotify_to = \"127.0.0.1:27102\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            settings.file.hl7v2.notify_to.as_deref(),
+            Some("127.0.0.1:27102")
+        );
+        assert_eq!(
+            load(&format!("{BASE}{TLS}")).unwrap().file.hl7v2.notify_to,
+            None
+        );
+        for bad in [
+            "127.0.0.1",
+            "127.0.0.1:port",
+            ":27102",
+            "host:0",
+            "host:70000",
+        ] {
+            let error = load(&format!("{BASE}{TLS}[hl7v2]\nnotify_to = \"{bad}\"\n")).unwrap_err();
+            assert_eq!(error.problems[0].key, "hl7v2.notify_to", "{bad}: {error}");
+        }
+    }
+
+    fn pki(dir: &Path) {
+        for name in [
+            "mllp.pem",
+            "mllp.key",
+            "local-ca.pem",
+            "client.pem",
+            "client.key",
+        ] {
+            std::fs::write(dir.join(name), "PEM").unwrap();
+        }
+    }
+
+    fn load_with_pki(text: &str) -> Result<AdapterSettings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        topology(dir.path());
+        pki(dir.path());
+        let file = dir.path().join("adapter.toml");
+        std::fs::write(&file, text).unwrap();
+        AdapterSettings::load(&file)
+    }
+
+    #[test]
+    fn mllp_tls_loads_with_paths_resolved() {
+        let settings = load_with_pki(&format!(
+            "{BASE}{TLS}[hl7v2.tls]\ncert = \"mllp.pem\"\nkey = \"mllp.key\"\nclient_ca = \"local-ca.pem\"\n[hl7v2.deliver_tls]\nca = \"local-ca.pem\"\ncert = \"client.pem\"\nkey = \"client.key\"\nserver_name = \"epr.example\"\n"
+        ))
+        .unwrap();
+        let listen = settings.file.hl7v2.tls.unwrap();
+        assert!(listen.cert.is_absolute() && listen.cert.ends_with("mllp.pem"));
+        assert!(listen.client_ca.unwrap().ends_with("local-ca.pem"));
+        let deliver = settings.file.hl7v2.deliver_tls.unwrap();
+        assert!(deliver.ca.is_absolute());
+        assert!(deliver.key.unwrap().ends_with("client.key"));
+        assert_eq!(deliver.server_name, "epr.example");
+    }
+
+    #[test]
+    fn mllp_tls_problems_are_reported() {
+        let error = load_with_pki(&format!(
+            "{BASE}{TLS}[hl7v2.tls]\ncert = \"missing.pem\"\nkey = \"mllp.key\"\n[hl7v2.deliver_tls]\nca = \"local-ca.pem\"\ncert = \"client.pem\"\nserver_name = \"not a name\"\n"
+        ))
+        .unwrap_err();
+        let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "hl7v2.tls.cert",
+                "hl7v2.deliver_tls",
+                "hl7v2.deliver_tls.server_name"
+            ],
+            "{error}"
+        );
+        let error = load_with_pki(&format!(
+            "{BASE}{TLS}[hl7v2.deliver_tls]\nca = \"local-ca.pem\"\n"
+        ))
+        .unwrap_err();
+        assert!(error.problems[0].message.contains("server_name"), "{error}");
     }
 }

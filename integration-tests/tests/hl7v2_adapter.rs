@@ -1,8 +1,10 @@
 //! The `adapter` binary of kind `hl7v2-mllp`, end to end, between
 //! independent MLLP systems: python-hl7's `MLLPClient` plays Imperial's
 //! sending system, hl7apy's `MLLPServer` the Royal Free's receiving system;
-//! two `adapter` processes and the real hub sit between them. Needs the
-//! Python environment `make test` prepares (`.venv`).
+//! two `adapter` processes and the real hub sit between them. The same
+//! server also plays Imperial's system receiving a late negative
+//! acknowledgement. Needs the Python environment `make test` prepares
+//! (`.venv`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -84,9 +86,16 @@ struct AdapterProcess {
 }
 
 impl AdapterProcess {
-    /// Writes the adapter's file and starts it; waits until its MLLP
-    /// listener accepts connections.
-    async fn start(env: &TestEnv, exchange: &str, listen: u16) -> Self {
+    /// Writes the adapter's file (with `ack_wait_ms`, and `extra` at the
+    /// end of `[hl7v2]`) and starts it; waits until its MLLP listener
+    /// accepts connections.
+    async fn start(
+        env: &TestEnv,
+        exchange: &str,
+        listen: u16,
+        ack_wait_ms: u64,
+        extra: &str,
+    ) -> Self {
         let id = ExchangeId::parse(exchange).unwrap();
         let config = env.dir().join(format!("adapter-{exchange}.toml"));
         std::fs::write(
@@ -103,9 +112,9 @@ key = "{key}"
 [store]
 path = "adapter-{exchange}"
 [hl7v2]
-ack_wait_ms = 200
+ack_wait_ms = {ack_wait_ms}
 delivery_retry_max_ms = 1000
-"#,
+{extra}"#,
                 grpc = env.grpc_port,
                 ca = env.pki.ca_cert().display(),
                 cert = env.pki.exchange_cert(&id).display(),
@@ -172,8 +181,9 @@ struct ReceivingSystem {
 }
 
 impl ReceivingSystem {
-    fn start(env: &TestEnv, port: u16) -> Self {
-        let out = env.dir().join("received.hex");
+    /// Listens on `port`, recording into `out` in the environment's folder.
+    fn start(env: &TestEnv, port: u16, out: &str) -> Self {
+        let out = env.dir().join(out);
         let mut child = Command::new(python())
             .arg(repository().join("integration-tests/python/mllp_server.py"))
             .args(["--port", &port.to_string()])
@@ -321,10 +331,11 @@ impl Setup {
             deliver_to: free_port(),
         };
         use_hl7v2_adapters(env, sender, receiver);
-        let system = ReceivingSystem::start(env, receiver.deliver_to);
+        let system = ReceivingSystem::start(env, receiver.deliver_to, "received.hex");
         let hub = HubProcess::start(env).await;
-        let sending_adapter = AdapterProcess::start(env, SENDER, sender.listen).await;
-        let receiving_adapter = AdapterProcess::start(env, RECEIVER, receiver.listen).await;
+        let sending_adapter = AdapterProcess::start(env, SENDER, sender.listen, 200, "").await;
+        let receiving_adapter =
+            AdapterProcess::start(env, RECEIVER, receiver.listen, 200, "").await;
         Self {
             hub,
             sender: sending_adapter,
@@ -458,6 +469,152 @@ async fn messages_taken_during_a_hub_outage_arrive_once_after_it_returns() {
             );
         }
         setup.stop();
+    })
+    .await;
+}
+
+/// The value of `segment`'s field `n` in an ER7 message (no escapes).
+fn field_of(message: &str, segment: &str, n: usize) -> String {
+    let line = message
+        .split('\r')
+        .find(|l| l.starts_with(&format!("{segment}|")))
+        .unwrap_or_default();
+    // MSH-1 is the separator itself.
+    let n = if segment == "MSH" { n - 1 } else { n };
+    line.split('|').nth(n).unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_after_the_aa_reaches_the_sender_as_a_later_ack() {
+    with_env(TestEnv::new("hl7v2-late-nack"), |env| async move {
+        let sender = Ports {
+            listen: free_port(),
+            deliver_to: free_port(),
+        };
+        let receiver = Ports {
+            listen: free_port(),
+            deliver_to: free_port(),
+        };
+        use_hl7v2_adapters(&env, sender, receiver);
+        // Imperial's own system, where late acknowledgements go (notify_to
+        // defaults to deliver_to).
+        let local = ReceivingSystem::start(&env, sender.deliver_to, "notified.hex");
+        let hub = HubProcess::start(&env).await;
+        // No waiting for the hub: every message is answered AA at once.
+        let mut adapter = AdapterProcess::start(&env, SENDER, sender.listen, 0, "").await;
+        let logs = || format!("--- adapter\n{}\n--- hub\n{}", adapter.log(), hub.log());
+
+        // UCLH (RRV) is in the ODS reference data, but no exchange of the
+        // test topology serves it: the hub rejects (unknown recipient).
+        let message = String::from_utf8(adt_a01("LATE0001", NHS, "ADT^A01^ADT_A01"))
+            .unwrap()
+            .replace("|EPR|RAL|", "|EPR|RRV|");
+        let acks = send_with_python(&env, sender.listen, &[message.into_bytes()]);
+        assert_eq!(
+            (acks[0].msa1.as_str(), acks[0].msa2.as_str()),
+            ("AA", "LATE0001")
+        );
+
+        local.wait_for(1, Duration::from_secs(20), logs).await;
+        let notified = String::from_utf8(local.received().remove(0)).unwrap();
+        assert_eq!(field_of(&notified, "MSA", 1), "AE", "{notified:?}");
+        assert_eq!(field_of(&notified, "MSA", 2), "LATE0001", "{notified:?}");
+        assert!(
+            field_of(&notified, "MSH", 9).starts_with("ACK"),
+            "{notified:?}"
+        );
+        assert_eq!(field_of(&notified, "MSH", 5), "PAS", "{notified:?}");
+        assert_eq!(field_of(&notified, "MSH", 6), "RYJ", "{notified:?}");
+        assert!(
+            field_of(&notified, "ERR", 3).starts_with("103"),
+            "{notified:?}"
+        );
+        assert!(!notified.contains(NHS), "patient data in the late ACK");
+        // Accepted (AA) by the local system: reported once, then forgotten.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !adapter.log().contains("late rejection reported") {
+            assert!(tokio::time::Instant::now() < deadline, "{}", logs());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(local.received().len(), 1, "{}", logs());
+        assert!(!logs().contains(NHS), "an NHS number was logged");
+        assert!(adapter.stop(), "{}", adapter.log());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mllp_listener_speaks_tls_with_client_certificates_when_configured() {
+    with_env(TestEnv::new("hl7v2-tls"), |env| async move {
+        let sender = Ports {
+            listen: free_port(),
+            deliver_to: free_port(),
+        };
+        let receiver = Ports {
+            listen: free_port(),
+            deliver_to: free_port(),
+        };
+        use_hl7v2_adapters(&env, sender, receiver);
+        let (cert, key) = env
+            .pki
+            .write_extra(
+                "mllp-listener",
+                &env.ca.issue_server(&["localhost"]).unwrap(),
+            )
+            .unwrap();
+        let (client_cert, client_key) = env
+            .pki
+            .write_extra(
+                "local-system",
+                &env.ca.issue_client("urn:test:local-system", "PAS").unwrap(),
+            )
+            .unwrap();
+        let ca = env.pki.ca_cert();
+        // No hub needed: with ack_wait_ms = 0 a stored message is answered AA.
+        let extra = format!(
+            "[hl7v2.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            ca.display()
+        );
+        let mut adapter = AdapterProcess::start(&env, SENDER, sender.listen, 0, &extra).await;
+        let file = env.dir().join("tls-message.hl7");
+        std::fs::write(&file, adt_a01("TLS0001", NHS, "ADT^A01^ADT_A01")).unwrap();
+        let send = |client: bool| {
+            let mut command = Command::new(python());
+            command
+                .arg(repository().join("integration-tests/python/mllp_tls_client.py"))
+                .args(["--port", &sender.listen.to_string(), "--ca"])
+                .arg(&ca);
+            if client {
+                command
+                    .arg("--cert")
+                    .arg(&client_cert)
+                    .arg("--key")
+                    .arg(&client_key);
+            }
+            command
+                .arg(&file)
+                .output()
+                .expect("running the Python TLS client")
+        };
+        let output = send(true);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains(" AA TLS0001"),
+            "{stdout}\n{}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            adapter.log()
+        );
+        // Without a client certificate: refused in the handshake, no ACK.
+        let output = send(false);
+        assert!(
+            !output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        assert!(adapter.stop(), "{}", adapter.log());
     })
     .await;
 }

@@ -8,9 +8,10 @@
 //!   (durable seen-set), each handed to [`AdapterKind::deliver`] and
 //!   acknowledged as it says;
 //! - **heartbeats** reporting the outbox depth;
-//! - a watch on **late rejections**: a rejection that arrives after the
-//!   local system was answered is logged (message id and reason) and kept
-//!   in the outbox's rejected list for operators;
+//! - a log of the hub's **rejections** (message id and reason); each stays
+//!   in the outbox's rejected list until the kind has told the local
+//!   system (the `hl7v2-mllp` kind: in the ACK, or later as an ACK message
+//!   of its own, see [`crate::hl7v2::late_nacks`]);
 //! - the kind's inbound side, [`AdapterKind::serve_inbound`].
 //!
 //! SIGINT or SIGTERM cancel the shutdown token; everything drains and
@@ -42,7 +43,7 @@ pub async fn serve(settings: AdapterSettings) -> anyhow::Result<()> {
     let ctx = context(settings, shutdown)?;
     match ctx.exchange.adapter.clone() {
         AdapterConfig::Hl7v2Mllp { listen, deliver_to } => {
-            let kind = Hl7v2Mllp::new(&ctx.exchange, listen, deliver_to, ctx.file.hl7v2.clone());
+            let kind = Hl7v2Mllp::new(&ctx.exchange, listen, deliver_to, ctx.file.hl7v2.clone())?;
             run(Arc::new(kind), ctx).await
         }
         other => crate::kind::check_supported(&other),
@@ -189,7 +190,7 @@ async fn log_rejections(outbox: Outbox, shutdown: CancellationToken) {
                         tracing::warn!(
                             message_id = %answer.message_id,
                             reason = reason_name(rejection),
-                            "the hub rejected a message; kept in the outbox's rejected list"
+                            "the hub rejected a message"
                         );
                     }
                 }

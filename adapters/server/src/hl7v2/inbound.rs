@@ -11,14 +11,20 @@
 //!    resends it;
 //! 4. wait up to `ack_wait_ms` for the hub's answer: a rejection in time
 //!    is answered **AE**/**AR** with the hub's reason (see
-//!    [`super::acks::hub_rejection_ack`]); otherwise **AA** — the message
-//!    is safe in the outbox and is forwarded whenever the hub is there.
+//!    [`super::acks::hub_rejection_ack`]) and leaves the outbox's rejected
+//!    list; otherwise **AA** — the message is safe in the outbox and is
+//!    forwarded whenever the hub is there (a later rejection is reported
+//!    by [`super::late_nacks`]). While a message is between steps 3 and 4
+//!    it is in the [`AckWindow`], so the two never both report it.
 //!
 //! A resent message (same MSH-3, MSH-4, MSH-10) has the same message id:
 //! the outbox recognises it and it is answered like the first (AA, or the
-//! hub's rejection), not forwarded twice.
+//! hub's rejection), not forwarded twice. A resend of a message whose
+//! rejection was already answered is stored and submitted again; the hub
+//! answers it with the same rejection.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -33,21 +39,36 @@ use lhcie_mllp::{ListenerConfig, MllpListener, PeerInfo};
 use lhcie_proto::canonical as pb;
 use time::OffsetDateTime;
 
+use super::ack_window::AckWindow;
 use super::acks::hub_rejection_ack;
 use crate::context::AdapterContext;
 
-/// Binds `listen` and answers the local systems until shutdown.
+/// Binds `listen` (over TLS with `[hl7v2.tls]`) and answers the local
+/// systems until shutdown; `window` holds the messages being answered.
 pub async fn serve(
     listen: SocketAddr,
     settings: Hl7v2Settings,
+    window: Arc<AckWindow>,
     ctx: AdapterContext,
 ) -> anyhow::Result<()> {
-    let listener = MllpListener::bind(listen, ListenerConfig::default())
+    let mut listener = MllpListener::bind(listen, ListenerConfig::default())
         .await
         .with_context(|| format!("binding the MLLP listener on {listen}"))?;
-    tracing::info!(%listen, "MLLP listener ready");
+    if let Some(config) = &settings.tls {
+        listener = listener.with_tls(super::tls::acceptor(config)?);
+    }
+    tracing::info!(
+        %listen,
+        tls = settings.tls.is_some(),
+        client_certificates = settings.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+        "MLLP listener ready"
+    );
     let shutdown = ctx.shutdown.clone();
-    let inbound = std::sync::Arc::new(Inbound { settings, ctx });
+    let inbound = Arc::new(Inbound {
+        settings,
+        window,
+        ctx,
+    });
     listener
         .serve(
             move |message: Bytes, peer: PeerInfo| {
@@ -62,6 +83,7 @@ pub async fn serve(
 
 struct Inbound {
     settings: Hl7v2Settings,
+    window: Arc<AckWindow>,
     ctx: AdapterContext,
 }
 
@@ -99,6 +121,8 @@ impl Inbound {
         };
         let envelope = pb::Envelope::from(translated.envelope);
         let message_id = envelope.message_id.clone();
+        // Until this returns, a rejection is ours to answer.
+        let _answering = self.window.enter(&message_id);
         let ticket = match self.ctx.outbox.put(envelope).await {
             Ok(ticket) => ticket,
             Err(error) => {
@@ -116,7 +140,13 @@ impl Inbound {
                         reason = crate::runtime::reason_name(&rejection),
                         "rejected by the hub in time for the ACK"
                     );
-                    hub_rejection_ack(&message, &rejection, &control_id, now).render()
+                    let ack = hub_rejection_ack(&message, &rejection, &control_id, now).render();
+                    // Told in this ACK: no late report. (If removing fails,
+                    // the local system is told again later; harmless.)
+                    if let Err(error) = self.ctx.outbox.remove_rejected(&message_id) {
+                        tracing::warn!(%message_id, %error, "cannot remove an answered rejection from the outbox");
+                    }
+                    ack
                 }
                 Outcome::Accepted(_) => accept(&message, &control_id, now),
             },

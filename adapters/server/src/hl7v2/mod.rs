@@ -4,14 +4,24 @@
 //!   message is parsed, translated, stored in the outbox, then answered.
 //! - [`outbound`]: deliveries whose original is HL7 v2 go, byte for byte,
 //!   to the local system's MLLP endpoint (`deliver_to`).
+//! - [`late_nacks`]: a rejection the hub gives after the message was
+//!   answered AA is reported to the local system (`notify_to`, by default
+//!   `deliver_to`) as an ACK message of its own, until it is accepted;
+//!   [`ack_window`] keeps it from reporting what the inbound ACK says.
 //! - [`acks`]: the acknowledgements this kind writes and reads beyond
 //!   those `lhcie-hl7v2` builds (the hub's rejection; the local ACK's MSA).
+//! - [`tls`]: MLLP over TLS both ways, from `[hl7v2.tls]` (listener) and
+//!   `[hl7v2.deliver_tls]` (deliveries and late ACKs).
 
+pub mod ack_window;
 pub mod acks;
 pub mod inbound;
+pub mod late_nacks;
 pub mod outbound;
+pub mod tls;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lhcie_adapter_kit::{Disposition, Incoming};
@@ -26,34 +36,53 @@ pub struct Hl7v2Mllp {
     listen: SocketAddr,
     settings: Hl7v2Settings,
     sender: MllpSender,
+    notify_to: String,
 }
 
 impl Hl7v2Mllp {
     /// An adapter listening on `listen` and delivering to `deliver_to`
-    /// (`host:port`).
+    /// (`host:port`); late rejections go to `settings.notify_to`, by
+    /// default `deliver_to` too. Fails if the TLS files cannot be used.
     pub fn new(
         exchange: &Exchange,
         listen: SocketAddr,
         deliver_to: String,
         settings: Hl7v2Settings,
-    ) -> Self {
-        tracing::debug!(exchange = %exchange.id, %listen, %deliver_to, "HL7 v2 / MLLP adapter");
-        let sender = MllpSender::new(
-            deliver_to,
-            SenderConfig {
-                // The delivery loop retries with its own backoff.
-                connect_attempts: 1,
-                connect_timeout: Duration::from_secs(5),
-                ack_timeout: Duration::from_millis(settings.delivery_ack_timeout_ms),
-                ..SenderConfig::default()
-            },
-        );
-        Self {
+    ) -> anyhow::Result<Self> {
+        let notify_to = settings
+            .notify_to
+            .clone()
+            .unwrap_or_else(|| deliver_to.clone());
+        tracing::debug!(exchange = %exchange.id, %listen, %deliver_to, %notify_to, "HL7 v2 / MLLP adapter");
+        let sender = local_sender(deliver_to, &settings)?;
+        Ok(Self {
             listen,
             settings,
             sender,
-        }
+            notify_to,
+        })
     }
+}
+
+/// A sender to the local system (over TLS with `[hl7v2.deliver_tls]`);
+/// the callers retry with their own backoff.
+fn local_sender(target: String, settings: &Hl7v2Settings) -> anyhow::Result<MllpSender> {
+    let sender = MllpSender::new(
+        target,
+        SenderConfig {
+            connect_attempts: 1,
+            connect_timeout: Duration::from_secs(5),
+            ack_timeout: Duration::from_millis(settings.delivery_ack_timeout_ms),
+            ..SenderConfig::default()
+        },
+    );
+    Ok(match &settings.deliver_tls {
+        Some(config) => {
+            let (connector, server_name) = tls::connector(config)?;
+            sender.with_tls(connector, server_name)
+        }
+        None => sender,
+    })
 }
 
 impl AdapterKind for Hl7v2Mllp {
@@ -62,7 +91,19 @@ impl AdapterKind for Hl7v2Mllp {
     }
 
     async fn serve_inbound(&self, ctx: AdapterContext) -> anyhow::Result<()> {
-        inbound::serve(self.listen, self.settings.clone(), ctx).await
+        let window = Arc::new(ack_window::AckWindow::default());
+        let stop = ctx.shutdown.child_token();
+        let late = late_nacks::LateNacks {
+            outbox: ctx.outbox.clone(),
+            sender: local_sender(self.notify_to.clone(), &self.settings)?,
+            window: window.clone(),
+            retry_max: Duration::from_millis(self.settings.delivery_retry_max_ms),
+        };
+        let late = tokio::spawn(late.run(stop.clone()));
+        let served = inbound::serve(self.listen, self.settings.clone(), window, ctx).await;
+        stop.cancel();
+        let _ = late.await;
+        served
     }
 
     async fn deliver(&self, incoming: Incoming, ctx: &AdapterContext) -> Disposition {

@@ -86,6 +86,8 @@ use sled::Transactional;
 use sled::transaction::TransactionError;
 use tokio::sync::{Notify, broadcast};
 
+use crate::group_commit::{CommitError, GroupCommit};
+
 pub use forward::{ForwardEnd, ForwardOptions, ForwardReport, HubSink, SinkError};
 
 const PENDING: &str = "outbox.pending";
@@ -122,7 +124,6 @@ pub struct Outbox {
 }
 
 struct Inner {
-    db: sled::Db,
     pending: sled::Tree,
     ids: sled::Tree,
     rejected: sled::Tree,
@@ -136,6 +137,8 @@ struct Inner {
     /// Signalled when a new entry is stored (wakes the forwarder).
     new_entries: Notify,
     answers: broadcast::Sender<Answer>,
+    /// The only flusher of `db` (see [`crate::group_commit`]).
+    commit: GroupCommit,
 }
 
 impl fmt::Debug for Outbox {
@@ -153,6 +156,9 @@ pub enum OutboxError {
     /// The store failed (disk, corruption detected by sled).
     #[error("outbox storage: {0}")]
     Storage(#[from] sled::Error),
+    /// The store could not be made durable.
+    #[error("outbox: {0}")]
+    Durability(#[from] CommitError),
     /// The envelope has no message id, so it cannot be de-duplicated.
     #[error("outbox: the envelope has no message id")]
     MissingMessageId,
@@ -338,16 +344,19 @@ impl Outbox {
         }
         let pending_count = pending.len() as u64;
         let answered_count = answered.len();
+        let commit = GroupCommit::start(db.clone()).map_err(|e| {
+            OutboxError::Durability(CommitError::Flush(format!("cannot start the flusher: {e}")))
+        })?;
         let (answers, _) = broadcast::channel(1024);
         let outbox = Self {
             inner: Arc::new(Inner {
-                db,
                 pending,
                 ids,
                 rejected,
                 answered,
                 meta,
                 next_seq: Mutex::new(next_seq),
+                commit,
                 pending_count: AtomicU64::new(pending_count),
                 answered_count: AtomicUsize::new(answered_count),
                 answered_capacity: options.answered_capacity,
@@ -402,7 +411,7 @@ impl Outbox {
                 }
             }
         };
-        self.inner.db.flush_async().await?;
+        self.inner.commit.durable().await?;
         if ticket.duplicate {
             tracing::debug!(message_id = %ticket.message_id, seq = ticket.seq, "outbox: duplicate put");
         } else {
@@ -674,7 +683,7 @@ impl Outbox {
     }
 
     async fn flush(&self) -> Result<(), OutboxError> {
-        self.inner.db.flush_async().await?;
+        self.inner.commit.durable().await?;
         Ok(())
     }
 

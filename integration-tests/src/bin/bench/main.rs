@@ -46,14 +46,30 @@
 //!   canonical envelope (`translate_received`); ratio to `hl7_parse`, at
 //!   least 0.5 (translation costs at most as much again as the parse).
 //!
+//! HL7 v2 over MLLP into the hub ([`mllp`]): 50 concurrent MLLP
+//! connections sending ADT^A01 messages to the `adapter` binary (kind
+//! `hl7v2-mllp`, outbox on disk, AA once the outbox put is flushed and the
+//! hub's answer awaited at most 5 ms), which forwards them through the hub
+//! to the receiving exchange's queue, drained by the benchmark:
+//! - `hl7_mllp_raw_reference`: the reference: the same 50 connections
+//!   against an in-process `MllpListener` answering AA at once, storing
+//!   nothing; messages ACKed per second, back to back for 15 s.
+//! - `hl7_mllp_ingest`: the same load on the adapter; ratio to the
+//!   reference.
+//! - `hl7_mllp_ack_p50_at_1000` / `hl7_mllp_ack_p99_at_1000`: ACK latency
+//!   (send → AA) at a fixed offered load of 1,000 messages/s over the 50
+//!   connections for 15 s, p99 at most 20 ms;
+//!   `hl7_mllp_raw_ack_p50/p99_at_1000` the reference's at the same load.
+//!
 //! `lhcie-bench scale` ([`scale`], `make bench-scale`): 12 million
 //! patients' directives imported, the registry's disk and memory, a node
 //! restart, and a hub's copy of all of it.
 //!
-//! `LHCIE_BENCH_ONLY=raw|grpc|amqp|latency|decisions|hl7|registry` runs one
+//! `LHCIE_BENCH_ONLY=raw|grpc|amqp|latency|decisions|hl7|mllp|registry` runs one
 //! part; `LHCIE_BENCH_COUNT` sets the messages per hub throughput run
-//! (40,000); `LHCIE_BENCH_VERBOSE=1` prints more. Build in release first
-//! (`make bench` does).
+//! (40,000), `LHCIE_BENCH_MLLP_CONNECTIONS` the MLLP connections (50;
+//! other values for diagnosis only); `LHCIE_BENCH_VERBOSE=1` prints more.
+//! Build in release first (`make bench` does).
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -61,6 +77,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod decisions;
 mod hl7;
 mod hub;
+mod mllp;
 mod registry;
 mod scale;
 
@@ -116,6 +133,9 @@ async fn main() {
     }
     if runs("hl7") {
         hl7::report();
+    }
+    if runs("mllp") {
+        mllp::run().await;
     }
     if runs("registry") {
         registry::run().await;

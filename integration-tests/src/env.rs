@@ -1,5 +1,6 @@
 //! An isolated test environment.
 
+use crate::{free_port, repository};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -40,17 +41,6 @@ pub struct TestEnv {
     /// The admin port.
     pub admin_port: u16,
     users: std::sync::Mutex<Vec<AdapterUser>>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// Options for the environment's hub configuration.

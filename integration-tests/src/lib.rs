@@ -7,6 +7,7 @@
 //! - [`env`](mod@env): an isolated test environment: a unique broker prefix, a
 //!   temporary development PKI, a small topology and policy, per-run broker
 //!   users, and cleanup of everything declared.
+//! - [`adapter`]: `adapter` processes of kind `hl7v2-mllp`.
 //! - [`hub`]: the hub as a child process: start, readiness, `kill -9`,
 //!   SIGTERM, admin queries.
 //! - [`traffic`]: envelopes to send, and receivers that count what arrives.
@@ -18,6 +19,7 @@
 //! The binaries must be built first (`make test` does:
 //! `cargo build --workspace --bins`).
 
+pub mod adapter;
 pub mod env;
 pub mod hub;
 pub mod proxy;
@@ -53,4 +55,30 @@ pub fn install_crypto() {
         )
         .with_test_writer()
         .try_init();
+}
+
+/// The repository's root folder.
+pub fn repository() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A free loopback port (bound and released: for child processes that
+/// need a fixed port in their configuration).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The Python of the test clients' environment (`.venv`, which `make
+/// test` prepares).
+pub fn python() -> std::path::PathBuf {
+    let venv = repository().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} not found: make test creates it (make python: python3 -m venv .venv; .venv/bin/pip install -r integration-tests/python/requirements.txt)",
+        venv.display()
+    );
+    venv
 }

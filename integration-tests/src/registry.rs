@@ -1,6 +1,7 @@
 //! Registry nodes as child processes, and clusters of them on loopback
 //! ports.
 
+use crate::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -123,13 +124,6 @@ impl Drop for RegistryNode {
     fn drop(&mut self) {
         self.kill9();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// A cluster of registry processes on loopback ports.

@@ -7,34 +7,14 @@
 //! (`.venv`).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use lhcie_integration_tests::adapter::{AdapterOptions, AdapterProcess, use_hl7v2_adapter};
 use lhcie_integration_tests::env::{TestEnv, with_env};
 use lhcie_integration_tests::hub::HubProcess;
-use lhcie_model::ExchangeId;
-
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python() -> PathBuf {
-    let venv = repository().join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "{} not found: make test creates it (make python)",
-        venv.display()
-    );
-    venv
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use lhcie_integration_tests::{free_port, python, repository};
 
 /// The sending trust (Imperial, RYJ) and the receiving one (Royal Free,
 /// RAL), each behind an HL7 v2 adapter.
@@ -52,126 +32,8 @@ struct Ports {
 /// Makes `SENDER` and `RECEIVER` HL7 v2 / MLLP exchanges in the
 /// environment's topology.
 fn use_hl7v2_adapters(env: &TestEnv, sender: Ports, receiver: Ports) {
-    let file = env.topology_file();
-    let text = std::fs::read_to_string(&file).expect("topology.toml");
-    let blocks: Vec<String> = text
-        .split("[[exchange]]\n")
-        .map(|block| {
-            let ports = if block.starts_with(&format!("id = \"{SENDER}\"")) {
-                Some(sender)
-            } else if block.starts_with(&format!("id = \"{RECEIVER}\"")) {
-                Some(receiver)
-            } else {
-                None
-            };
-            match ports {
-                Some(p) => block.replace(
-                    "kind = \"native\"\n",
-                    &format!(
-                        "kind = \"hl7v2-mllp\"\nlisten = \"127.0.0.1:{}\"\ndeliver_to = \"127.0.0.1:{}\"\n",
-                        p.listen, p.deliver_to
-                    ),
-                ),
-                None => block.to_owned(),
-            }
-        })
-        .collect();
-    std::fs::write(&file, blocks.join("[[exchange]]\n")).expect("topology.toml");
-}
-
-/// An `adapter serve` child process.
-struct AdapterProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl AdapterProcess {
-    /// Writes the adapter's file (with `ack_wait_ms`, and `extra` at the
-    /// end of `[hl7v2]`) and starts it; waits until its MLLP listener
-    /// accepts connections.
-    async fn start(
-        env: &TestEnv,
-        exchange: &str,
-        listen: u16,
-        ack_wait_ms: u64,
-        extra: &str,
-    ) -> Self {
-        let id = ExchangeId::parse(exchange).unwrap();
-        let config = env.dir().join(format!("adapter-{exchange}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                r#"topology = "topology.toml"
-exchange = "{exchange}"
-[hub]
-endpoint = "https://127.0.0.1:{grpc}"
-[hub.tls]
-ca = "{ca}"
-cert = "{cert}"
-key = "{key}"
-[store]
-path = "adapter-{exchange}"
-[hl7v2]
-ack_wait_ms = {ack_wait_ms}
-delivery_retry_max_ms = 1000
-{extra}"#,
-                grpc = env.grpc_port,
-                ca = env.pki.ca_cert().display(),
-                cert = env.pki.exchange_cert(&id).display(),
-                key = env.pki.exchange_key(&id).display(),
-            ),
-        )
-        .expect("adapter.toml");
-        let log = env.dir().join(format!("adapter-{exchange}.log"));
-        let child = Command::new(lhcie_integration_tests::binary("adapter"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("LHCIE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("adapter log"))
-            .spawn()
-            .expect("starting the adapter");
-        let mut adapter = Self { child, log };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        while tokio::net::TcpStream::connect(("127.0.0.1", listen))
-            .await
-            .is_err()
-        {
-            assert!(
-                matches!(adapter.child.try_wait(), Ok(None)),
-                "the adapter exited:\n{}",
-                adapter.log()
-            );
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the adapter's MLLP listener did not open:\n{}",
-                adapter.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        adapter
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then waits for the exit; true if it exited successfully.
-    fn stop(&mut self) -> bool {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.child.wait().map(|s| s.success()).unwrap_or(false)
-    }
-}
-
-impl Drop for AdapterProcess {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    use_hl7v2_adapter(env, SENDER, sender.listen, sender.deliver_to);
+    use_hl7v2_adapter(env, RECEIVER, receiver.listen, receiver.deliver_to);
 }
 
 /// hl7apy's MLLP server playing the receiving system.
@@ -333,9 +195,10 @@ impl Setup {
         use_hl7v2_adapters(env, sender, receiver);
         let system = ReceivingSystem::start(env, receiver.deliver_to, "received.hex");
         let hub = HubProcess::start(env).await;
-        let sending_adapter = AdapterProcess::start(env, SENDER, sender.listen, 200, "").await;
+        let sending_adapter =
+            AdapterProcess::start(env, SENDER, sender.listen, &AdapterOptions::default()).await;
         let receiving_adapter =
-            AdapterProcess::start(env, RECEIVER, receiver.listen, 200, "").await;
+            AdapterProcess::start(env, RECEIVER, receiver.listen, &AdapterOptions::default()).await;
         Self {
             hub,
             sender: sending_adapter,
@@ -354,14 +217,14 @@ impl Setup {
         )
     }
 
-    fn stop(mut self) {
+    async fn stop(mut self) {
         assert!(
-            self.sender.stop(),
+            self.sender.stop().await,
             "sending adapter:\n{}",
             self.sender.log()
         );
         assert!(
-            self.receiver.stop(),
+            self.receiver.stop().await,
             "receiving adapter:\n{}",
             self.receiver.log()
         );
@@ -423,7 +286,7 @@ async fn hl7v2_travels_unchanged_between_independent_mllp_systems() {
         );
         let logs = setup.logs();
         assert!(!logs.contains(NHS), "an NHS number was logged");
-        setup.stop();
+        setup.stop().await;
     })
     .await;
 }
@@ -468,7 +331,7 @@ async fn messages_taken_during_a_hub_outage_arrive_once_after_it_returns() {
                 "a message did not arrive exactly once"
             );
         }
-        setup.stop();
+        setup.stop().await;
     })
     .await;
 }
@@ -501,7 +364,16 @@ async fn a_rejection_after_the_aa_reaches_the_sender_as_a_later_ack() {
         let local = ReceivingSystem::start(&env, sender.deliver_to, "notified.hex");
         let hub = HubProcess::start(&env).await;
         // No waiting for the hub: every message is answered AA at once.
-        let mut adapter = AdapterProcess::start(&env, SENDER, sender.listen, 0, "").await;
+        let mut adapter = AdapterProcess::start(
+            &env,
+            SENDER,
+            sender.listen,
+            &AdapterOptions {
+                ack_wait_ms: 0,
+                ..AdapterOptions::default()
+            },
+        )
+        .await;
         let logs = || format!("--- adapter\n{}\n--- hub\n{}", adapter.log(), hub.log());
 
         // UCLH (RRV) is in the ODS reference data, but no exchange of the
@@ -539,7 +411,7 @@ async fn a_rejection_after_the_aa_reaches_the_sender_as_a_later_ack() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(local.received().len(), 1, "{}", logs());
         assert!(!logs().contains(NHS), "an NHS number was logged");
-        assert!(adapter.stop(), "{}", adapter.log());
+        assert!(adapter.stop().await, "{}", adapter.log());
     })
     .await;
 }
@@ -578,7 +450,17 @@ async fn the_mllp_listener_speaks_tls_with_client_certificates_when_configured()
             key.display(),
             ca.display()
         );
-        let mut adapter = AdapterProcess::start(&env, SENDER, sender.listen, 0, &extra).await;
+        let mut adapter = AdapterProcess::start(
+            &env,
+            SENDER,
+            sender.listen,
+            &AdapterOptions {
+                ack_wait_ms: 0,
+                extra_hl7v2: format!("delivery_retry_max_ms = 1000\n{extra}"),
+                ..AdapterOptions::default()
+            },
+        )
+        .await;
         let file = env.dir().join("tls-message.hl7");
         std::fs::write(&file, adt_a01("TLS0001", NHS, "ADT^A01^ADT_A01")).unwrap();
         let send = |client: bool| {
@@ -614,7 +496,7 @@ async fn the_mllp_listener_speaks_tls_with_client_certificates_when_configured()
             "{}",
             String::from_utf8_lossy(&output.stdout)
         );
-        assert!(adapter.stop(), "{}", adapter.log());
+        assert!(adapter.stop().await, "{}", adapter.log());
     })
     .await;
 }

@@ -2,7 +2,6 @@
 //! pika) talk to the hub and to the consent registry: mutual TLS and the
 //! wire contracts work outside Rust. Needs the Python environment `make test` prepares (`.venv`).
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -10,20 +9,7 @@ use lhcie_integration_tests::env::{TestEnv, with_env};
 use lhcie_integration_tests::hub::HubProcess;
 use lhcie_integration_tests::registry::{ClusterOptions, RegistryCluster};
 use lhcie_integration_tests::traffic;
-
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python() -> PathBuf {
-    let venv = repository().join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "{} not found: make test creates it (python3 -m venv .venv; .venv/bin/pip install -r integration-tests/python/requirements.txt)",
-        venv.display()
-    );
-    venv
-}
+use lhcie_integration_tests::{python, repository};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_grpcio_and_pika_clients_route_through_the_hub() {

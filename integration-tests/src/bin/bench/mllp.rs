@@ -23,8 +23,6 @@
 //! Nothing here logs message content.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -32,10 +30,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
+use lhcie_integration_tests::adapter::{AdapterOptions, AdapterProcess, use_hl7v2_adapter};
 use lhcie_integration_tests::env::{DENIED_PATIENT, TestEnv};
 use lhcie_integration_tests::hub::HubProcess;
+use lhcie_integration_tests::{free_port, repository};
 use lhcie_mllp::{ListenerConfig, MllpListener, MllpSender, PeerInfo, SenderConfig};
-use lhcie_model::{ExchangeId, NhsNumber};
+use lhcie_model::NhsNumber;
 use tokio::time::Instant;
 use tokio_util::bytes::Bytes;
 use tokio_util::sync::CancellationToken;
@@ -62,17 +62,6 @@ const ACK_WAIT_MS: u64 = 5;
 /// The sending exchange (HL7 v2 adapter) and the receiving one.
 const SENDER: &str = "nwl-imperial";
 const RECEIVER: &str = "ncl-royal-free";
-
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// ADT^A01 messages from Imperial (RYJ) to the Royal Free (RAL): the NHS
 /// ITK example (`adapters/hl7v2/tests/fixtures/corpus/uk-itk/adt_a01.hl7`),
@@ -322,134 +311,6 @@ async fn fixed_rate(
     (all, tally)
 }
 
-/// The `adapter serve` child process for `SENDER`.
-struct AdapterProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl AdapterProcess {
-    /// Writes the adapter's file and starts it; waits until its MLLP
-    /// listener accepts connections.
-    async fn start(env: &TestEnv, listen: u16) -> Self {
-        let id = ExchangeId::parse(SENDER).unwrap();
-        let config = env.dir().join(format!("adapter-{SENDER}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                r#"topology = "topology.toml"
-exchange = "{SENDER}"
-[hub]
-endpoint = "https://127.0.0.1:{grpc}"
-[hub.tls]
-ca = "{ca}"
-cert = "{cert}"
-key = "{key}"
-[store]
-path = "adapter-{SENDER}"
-[hl7v2]
-ack_wait_ms = {ACK_WAIT_MS}
-"#,
-                grpc = env.grpc_port,
-                ca = env.pki.ca_cert().display(),
-                cert = env.pki.exchange_cert(&id).display(),
-                key = env.pki.exchange_key(&id).display(),
-            ),
-        )
-        .expect("adapter.toml");
-        let log = env.dir().join(format!("adapter-{SENDER}.log"));
-        let child = Command::new(lhcie_integration_tests::binary("adapter"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            // One info line per message would cost the adapter more than
-            // an operator would pay for it under load.
-            .env("LHCIE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("adapter log"))
-            .spawn()
-            .expect("starting the adapter");
-        let mut adapter = Self { child, log };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while tokio::net::TcpStream::connect(("127.0.0.1", listen))
-            .await
-            .is_err()
-        {
-            assert!(
-                matches!(adapter.child.try_wait(), Ok(None)),
-                "the adapter exited:\n{}",
-                adapter.log()
-            );
-            assert!(
-                Instant::now() < deadline,
-                "the adapter's MLLP listener did not open:\n{}",
-                adapter.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        adapter
-    }
-
-    /// Its log (message ids and counts, never content).
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then waits up to 15 s for the exit (then SIGKILL); true if
-    /// it exited successfully in time.
-    async fn stop(&mut self) -> bool {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return status.success(),
-                Ok(None) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    return false;
-                }
-            }
-        }
-    }
-}
-
-impl Drop for AdapterProcess {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Makes `SENDER` an HL7 v2 / MLLP exchange listening on `listen` in the
-/// environment's topology (its `deliver_to` is never used: nothing is
-/// sent to Imperial).
-fn use_hl7v2_adapter(env: &TestEnv, listen: u16, deliver_to: u16) {
-    let file = env.topology_file();
-    let text = std::fs::read_to_string(&file).expect("topology.toml");
-    let blocks: Vec<String> = text
-        .split("[[exchange]]\n")
-        .map(|block| {
-            if block.starts_with(&format!("id = \"{SENDER}\"")) {
-                block.replace(
-                    "kind = \"native\"\n",
-                    &format!(
-                        "kind = \"hl7v2-mllp\"\nlisten = \"127.0.0.1:{listen}\"\ndeliver_to = \"127.0.0.1:{deliver_to}\"\n"
-                    ),
-                )
-            } else {
-                block.to_owned()
-            }
-        })
-        .collect();
-    std::fs::write(&file, blocks.join("[[exchange]]\n")).expect("topology.toml");
-}
-
 /// Drains the receiving exchange's egress queue (manual acks, prefetch
 /// 1000, acknowledged 100 at a time with `multiple`, or after 5 ms
 /// without a further delivery), counting deliveries, until `stop`.
@@ -560,9 +421,21 @@ pub async fn run() {
 
     let env = TestEnv::new("bench-mllp");
     let listen = free_port();
-    use_hl7v2_adapter(&env, listen, free_port());
+    use_hl7v2_adapter(&env, SENDER, listen, free_port());
     let hub = HubProcess::start(&env).await;
-    let mut adapter = AdapterProcess::start(&env, listen).await;
+    let mut adapter = AdapterProcess::start(
+        &env,
+        SENDER,
+        listen,
+        &AdapterOptions {
+            ack_wait_ms: ACK_WAIT_MS,
+            extra_hl7v2: String::new(),
+            // One info line per message would cost the adapter more than
+            // an operator would pay for it under load.
+            log_level: "warn",
+        },
+    )
+    .await;
     let delivered = Arc::new(AtomicU64::new(0));
     let stop_drain = CancellationToken::new();
     let (drain_connection, drain_task) = drain(&env, delivered.clone(), stop_drain.clone()).await;

@@ -1,0 +1,171 @@
+//! `adapter` processes (kind `hl7v2-mllp`) for tests and benchmarks: the
+//! topology change that makes an exchange an HL7 v2 one, the adapter's
+//! file, and the child process.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use lhcie_model::ExchangeId;
+use tokio::time::Instant;
+
+use crate::env::TestEnv;
+
+/// Makes `exchange` an HL7 v2 / MLLP exchange in the environment's
+/// topology: its adapter listens on `listen`, its local system on
+/// `deliver_to` (both on 127.0.0.1).
+pub fn use_hl7v2_adapter(env: &TestEnv, exchange: &str, listen: u16, deliver_to: u16) {
+    let file = env.topology_file();
+    let text = std::fs::read_to_string(&file).expect("topology.toml");
+    let header = format!("id = \"{exchange}\"");
+    let mut found = false;
+    let blocks: Vec<String> = text
+        .split("[[exchange]]\n")
+        .map(|block| {
+            if !block.starts_with(&header) {
+                return block.to_owned();
+            }
+            found = true;
+            block.replace(
+                "kind = \"native\"\n",
+                &format!(
+                    "kind = \"hl7v2-mllp\"\nlisten = \"127.0.0.1:{listen}\"\ndeliver_to = \"127.0.0.1:{deliver_to}\"\n"
+                ),
+            )
+        })
+        .collect();
+    assert!(found, "{exchange} is not in the test topology");
+    std::fs::write(&file, blocks.join("[[exchange]]\n")).expect("topology.toml");
+}
+
+/// How an adapter is configured and run.
+#[derive(Debug, Clone)]
+pub struct AdapterOptions {
+    /// How long the ACK waits for the hub's answer after the message is
+    /// stored (`[hl7v2] ack_wait_ms`).
+    pub ack_wait_ms: u64,
+    /// More lines for the `[hl7v2]` table.
+    pub extra_hl7v2: String,
+    /// `LHCIE_LOG` for the process.
+    pub log_level: &'static str,
+}
+
+impl Default for AdapterOptions {
+    fn default() -> Self {
+        Self {
+            ack_wait_ms: 200,
+            extra_hl7v2: "delivery_retry_max_ms = 1000\n".into(),
+            log_level: "info",
+        }
+    }
+}
+
+/// An `adapter serve` child process; killed when dropped.
+pub struct AdapterProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl AdapterProcess {
+    /// Writes the adapter's file for `exchange` (connecting to the
+    /// environment's hub with the exchange's certificate), starts it, and
+    /// waits until its MLLP listener on `listen` accepts connections.
+    pub async fn start(
+        env: &TestEnv,
+        exchange: &str,
+        listen: u16,
+        options: &AdapterOptions,
+    ) -> Self {
+        let id = ExchangeId::parse(exchange).expect("exchange id");
+        let config = env.dir().join(format!("adapter-{exchange}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"topology = "topology.toml"
+exchange = "{exchange}"
+[hub]
+endpoint = "https://127.0.0.1:{grpc}"
+[hub.tls]
+ca = "{ca}"
+cert = "{cert}"
+key = "{key}"
+[store]
+path = "adapter-{exchange}"
+[hl7v2]
+ack_wait_ms = {ack_wait_ms}
+{extra}"#,
+                grpc = env.grpc_port,
+                ca = env.pki.ca_cert().display(),
+                cert = env.pki.exchange_cert(&id).display(),
+                key = env.pki.exchange_key(&id).display(),
+                ack_wait_ms = options.ack_wait_ms,
+                extra = options.extra_hl7v2,
+            ),
+        )
+        .expect("adapter.toml");
+        let log = env.dir().join(format!("adapter-{exchange}.log"));
+        let child = Command::new(crate::binary("adapter"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("LHCIE_LOG", options.log_level)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("adapter log"))
+            .spawn()
+            .expect("starting the adapter");
+        let mut adapter = Self { child, log };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while tokio::net::TcpStream::connect(("127.0.0.1", listen))
+            .await
+            .is_err()
+        {
+            assert!(
+                matches!(adapter.child.try_wait(), Ok(None)),
+                "the adapter exited:\n{}",
+                adapter.log()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "the adapter's MLLP listener did not open:\n{}",
+                adapter.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        adapter
+    }
+
+    /// Its log (message ids and counts, never content).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits up to 15 s for the exit (then SIGKILL); true if
+    /// it exited successfully in time.
+    pub async fn stop(&mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for AdapterProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

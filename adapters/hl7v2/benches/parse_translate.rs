@@ -22,14 +22,17 @@
 // criterion_group! makes an undocumented public function.
 #![allow(missing_docs)]
 
+#[path = "../tests/support/context.rs"]
+mod support;
+
+use support::context;
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use lhcie_hl7v2::translate::{LocalTime, RouteRule, RouteTarget};
 use lhcie_hl7v2::{TranslateContext, parse_message, translate_received};
-use lhcie_model::{ExchangeId, OdsCode, PatientClass, RecipientIntent};
 
 // Our binaries' allocator.
 #[global_allocator]
@@ -37,25 +40,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Corpus folders whose ADT messages are used.
 const ADT_SOURCES: [&str; 4] = ["uk-itk", "hapi", "nhapi", "python-hl7"];
-
-/// The golden tests' context (tests/translate_golden.rs).
-fn context() -> TranslateContext {
-    let mut ctx = TranslateContext::new(
-        ExchangeId::parse("nwl-test").unwrap(),
-        time::macros::datetime!(2026-11-20 12:00 UTC),
-    );
-    ctx.sender_ods = Some(OdsCode::parse("RYJ").unwrap());
-    ctx.default_recipients = vec![OdsCode::parse("RAL").unwrap()];
-    ctx.rules = vec![RouteRule {
-        categories: vec![],
-        event_kinds: vec![],
-        patient_classes: vec![PatientClass::Emergency],
-        target: RouteTarget::RegisteredGpPractice,
-        intent: RecipientIntent::ForInformation,
-    }];
-    ctx.local_time = LocalTime::EuropeLondon;
-    ctx
-}
 
 /// A synthetic ORU^R01: a full blood count from a hospital laboratory to
 /// a GP practice, twelve numeric OBX with units, ranges and flags, and a

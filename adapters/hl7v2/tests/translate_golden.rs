@@ -6,9 +6,12 @@
 //! tests/fixtures/golden/<dir>__<file>.json. Regenerate with
 //! `LHCIE_UPDATE_GOLDEN=1` and review the diff.
 
-use lhcie_hl7v2::translate::{LocalTime, RouteRule, RouteTarget};
-use lhcie_hl7v2::{Message, TranslateContext, parse_batch, translate, translate_received};
-use lhcie_model::{ExchangeId, OdsCode, PatientClass, RecipientIntent};
+#[path = "support/context.rs"]
+mod support;
+
+use support::context;
+
+use lhcie_hl7v2::{Message, parse_batch, translate, translate_received};
 use lhcie_proto::{FILE_DESCRIPTOR_SET, encode_envelope};
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use std::collections::BTreeMap;
@@ -18,24 +21,6 @@ const SUPPORTED: [&str; 4] = ["ADT", "ORU", "MDM", "REF"];
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn context() -> TranslateContext {
-    let mut ctx = TranslateContext::new(
-        ExchangeId::parse("nwl-test").unwrap(),
-        time::macros::datetime!(2026-11-20 12:00 UTC),
-    );
-    ctx.sender_ods = Some(OdsCode::parse("RYJ").unwrap());
-    ctx.default_recipients = vec![OdsCode::parse("RAL").unwrap()];
-    ctx.rules = vec![RouteRule {
-        categories: vec![],
-        event_kinds: vec![],
-        patient_classes: vec![PatientClass::Emergency],
-        target: RouteTarget::RegisteredGpPractice,
-        intent: RecipientIntent::ForInformation,
-    }];
-    ctx.local_time = LocalTime::EuropeLondon;
-    ctx
 }
 
 fn envelope_json(envelope: &lhcie_model::Envelope) -> serde_json::Value {

@@ -6,8 +6,6 @@
 //!
 //! - [`connection`]: reaching the hub's gRPC endpoint with the adapter's
 //!   client certificate (mutual TLS).
-//! - [`group_commit`]: one flusher thread per sled database, sharing each
-//!   fsync among the writers waiting (the outbox's durability).
 //! - [`outbox`]: the local durable outbox. An envelope from the local
 //!   system is on disk before the adapter acknowledges it, and is forwarded
 //!   (through the uplink) with retry until the hub gives a final answer;
@@ -29,7 +27,6 @@
 pub mod amqp;
 pub mod connection;
 pub mod dedup;
-pub mod group_commit;
 pub mod heartbeat;
 pub mod outbox;
 pub mod receiver;

@@ -86,7 +86,7 @@ use sled::Transactional;
 use sled::transaction::TransactionError;
 use tokio::sync::{Notify, broadcast};
 
-use crate::group_commit::{CommitError, GroupCommit};
+use lhcie_runtime::{CommitError, GroupCommit};
 
 pub use forward::{ForwardEnd, ForwardOptions, ForwardReport, HubSink, SinkError};
 
@@ -137,7 +137,7 @@ struct Inner {
     /// Signalled when a new entry is stored (wakes the forwarder).
     new_entries: Notify,
     answers: broadcast::Sender<Answer>,
-    /// The only flusher of `db` (see [`crate::group_commit`]).
+    /// The only flusher of `db` (see `lhcie_runtime::group_commit`).
     commit: GroupCommit,
 }
 

@@ -39,7 +39,7 @@ const RECEIVE_IN_FLIGHT: u32 = 16;
 /// Runs the adapter described by `settings` until SIGINT or SIGTERM.
 pub async fn serve(settings: AdapterSettings) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
-    spawn_signal_handler(shutdown.clone());
+    lhcie_runtime::cancel_on_signal(shutdown.clone());
     let ctx = context(settings, shutdown)?;
     match ctx.exchange.adapter.clone() {
         AdapterConfig::Hl7v2Mllp { listen, deliver_to } => {
@@ -79,27 +79,6 @@ fn context(
         shutdown,
         store_dir,
     })
-}
-
-fn spawn_signal_handler(shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let terminate = async {
-            #[cfg(unix)]
-            if let Ok(mut signal) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            {
-                signal.recv().await;
-                return;
-            }
-            std::future::pending::<()>().await;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate => {}
-        }
-        tracing::info!("stopping");
-        shutdown.cancel();
-    });
 }
 
 /// Runs `kind` with the shared machinery until `ctx.shutdown`.

@@ -211,21 +211,4 @@ pub async fn run(
 }
 
 /// Cancels `token` on SIGTERM or Ctrl-C.
-pub fn cancel_on_signal(token: CancellationToken) {
-    tokio::spawn(async move {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    tracing::error!(%error, "cannot listen for SIGTERM");
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-        tracing::info!("signal received");
-        token.cancel();
-    });
-}
+pub use lhcie_runtime::cancel_on_signal;

@@ -22,12 +22,11 @@
 //! waiting at the time (group commit). Each decision costs two inserts.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lhcie_hub_core::AuditRecord;
+use lhcie_runtime::{CommitError, GroupCommit};
 use time::OffsetDateTime;
-use tokio::sync::{Notify, watch};
 
 /// A store failure. The hub treats it like a broker outage: it answers
 /// nothing it cannot make durable.
@@ -47,12 +46,11 @@ pub enum StoreError {
 /// The hub's store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
     decisions: sled::Tree,
     by_patient: sled::Tree,
     dedup_retention: Duration,
+    /// The only flusher of `db`; stopped when the last handle is dropped.
     commit: Arc<GroupCommit>,
-    flusher: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 fn decision_key(message_id: &str, submitter: &str) -> Vec<u8> {
@@ -92,14 +90,14 @@ impl Store {
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(None)
             .open()?;
-        let commit = Arc::new(GroupCommit::new());
-        let flusher = tokio::spawn(commit.clone().run(db.clone()));
+        let commit = Arc::new(
+            GroupCommit::start(db.clone())
+                .map_err(|e| StoreError::Corrupt(format!("cannot start the flusher: {e}")))?,
+        );
         Ok(Self {
-            flusher: Arc::new(std::sync::Mutex::new(Some(flusher))),
             decisions: db.open_tree("decisions")?,
             by_patient: db.open_tree("by_patient")?,
             dedup_retention,
-            db,
             commit,
         })
     }
@@ -141,7 +139,10 @@ impl Store {
 
     /// Waits until everything written before the call is on disk.
     pub async fn durable(&self) -> Result<(), StoreError> {
-        self.commit.wait().await
+        self.commit.durable().await.map_err(|e| match e {
+            CommitError::Flush(e) => StoreError::Corrupt(format!("flush failed: {e}")),
+            CommitError::Stopped => StoreError::FlusherStopped,
+        })
     }
 
     /// The audit records of a message id (one per submitting exchange).
@@ -190,97 +191,15 @@ impl Store {
         self.decisions.is_empty()
     }
 
-    /// Flushes, stops the flusher and lets the database close once every
-    /// handle is dropped (on shutdown).
+    /// Makes everything written so far durable (on shutdown); the flusher
+    /// stops, and the database closes, once every handle is dropped.
     pub async fn close(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        self.commit.stop();
-        let flusher = self
-            .flusher
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(flusher) = flusher {
-            let _ = flusher.await;
-        }
-        Ok(())
+        self.durable().await
     }
 }
 
 fn decode_audit(bytes: &[u8]) -> Result<AuditRecord, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// Group commit: writers take a ticket after writing; one flusher task
-/// flushes whenever tickets are waiting, and publishes the highest ticket
-/// each flush covers.
-struct GroupCommit {
-    stopped: std::sync::atomic::AtomicBool,
-    issued: AtomicU64,
-    wake: Notify,
-    flushed: watch::Sender<Result<u64, String>>,
-}
-
-impl GroupCommit {
-    fn new() -> Self {
-        Self {
-            stopped: std::sync::atomic::AtomicBool::new(false),
-            issued: AtomicU64::new(0),
-            wake: Notify::new(),
-            flushed: watch::channel(Ok(0)).0,
-        }
-    }
-
-    fn stop(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        self.wake.notify_one();
-    }
-
-    async fn wait(&self) -> Result<(), StoreError> {
-        let ticket = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut flushed = self.flushed.subscribe();
-        self.wake.notify_one();
-        loop {
-            match &*flushed.borrow_and_update() {
-                Ok(done) if *done >= ticket => return Ok(()),
-                Ok(_) => {}
-                Err(e) => return Err(StoreError::Corrupt(format!("flush failed: {e}"))),
-            }
-            flushed
-                .changed()
-                .await
-                .map_err(|_| StoreError::FlusherStopped)?;
-        }
-    }
-
-    async fn run(self: Arc<Self>, db: sled::Db) {
-        let mut done = 0;
-        loop {
-            if self.issued.load(Ordering::SeqCst) == done {
-                if self.stopped.load(Ordering::SeqCst) {
-                    return;
-                }
-                self.wake.notified().await;
-            }
-            // Every ticket issued so far was taken after its writes, so a
-            // flush that starts now covers them all.
-            let target = self.issued.load(Ordering::SeqCst);
-            if target == done {
-                continue;
-            }
-            match db.flush_async().await {
-                Ok(_) => {
-                    done = target;
-                    let _previous = self.flushed.send_replace(Ok(done));
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "store flush failed");
-                    let _previous = self.flushed.send_replace(Err(e.to_string()));
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

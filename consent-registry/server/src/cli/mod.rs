@@ -133,7 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { config } => {
             let config = RegistryConfig::load(config)?;
             let shutdown = CancellationToken::new();
-            cancel_on_signal(shutdown.clone());
+            lhcie_runtime::cancel_on_signal(shutdown.clone());
             lhcie_registry::node::run(config, shutdown, |bound| {
                 // One line on stdout that scripts and tests wait for.
                 println!("registry listening raft={} api={}", bound.raft, bound.api);
@@ -151,23 +151,4 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(command) => admin::cluster(&client(&cli)?, command).await,
         Command::Seed { policy, topology } => admin::seed(&client(&cli)?, policy, topology).await,
     }
-}
-
-fn cancel_on_signal(shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    tracing::error!(%error, "cannot listen for SIGTERM");
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-        tracing::info!("shutting down");
-        shutdown.cancel();
-    });
 }

@@ -1,0 +1,32 @@
+//! # lhcie-runtime: what every long-running process shares
+//!
+//! - [`group_commit`]: one flusher thread per sled database, sharing each
+//!   fsync among the writers waiting (the hub's store, an adapter's
+//!   outbox).
+//! - [`cancel_on_signal`]: stopping gracefully on SIGTERM or Ctrl-C (the
+//!   hub, registry nodes, adapters).
+
+pub mod group_commit;
+
+pub use group_commit::{CommitError, GroupCommit};
+use tokio_util::sync::CancellationToken;
+
+/// Cancels `token` on SIGTERM or Ctrl-C.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("signal received: stopping");
+        token.cancel();
+    });
+}

@@ -30,6 +30,11 @@
 //! # default_recipients = ["RAL"]      # when MSH-6 is not an ODS code
 //! # notify_to = "127.0.0.1:27102"     # late rejections (ACK messages); default: deliver_to
 //!
+//! [broker]                           # required when the exchange's uplink = "amqp"
+//! url = "amqp://127.0.0.1:5672/%2f"  # no credentials here
+//! credentials = "var/broker-users.toml"   # written by `hub provision-broker-users`
+//! # prefix = "lhcie"                 # as the hub's [broker] prefix
+//!
 //! [hl7v2.tls]                         # optional: the MLLP listener speaks TLS
 //! cert = "pki/mllp-listener.pem"
 //! key = "pki/mllp-listener.key"
@@ -69,6 +74,62 @@ pub struct AdapterFile {
     /// only if absent).
     #[serde(default)]
     pub hl7v2: Hl7v2Settings,
+    /// The broker, for an exchange whose `uplink` is `"amqp"`: envelopes
+    /// are published to the hub's ingress exchange and deliveries consumed
+    /// from the exchange's egress queue, as the exchange's broker user.
+    /// Heartbeats still go to `[hub]` over gRPC.
+    #[serde(default)]
+    pub broker: Option<AdapterBrokerConfig>,
+}
+
+/// `[broker]`: the AMQP uplink's broker and the adapter's broker user.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterBrokerConfig {
+    /// `amqp://host:port/vhost` (or `amqps://`), without credentials.
+    pub url: String,
+    /// The prefix of the hub's exchanges and queues (as the hub's
+    /// `[broker] prefix`).
+    #[serde(default = "default_broker_prefix")]
+    pub prefix: String,
+    /// The credentials file `hub provision-broker-users` wrote: one
+    /// `[<exchange-id>]` table with `user` and `password` per exchange.
+    pub credentials: PathBuf,
+}
+
+fn default_broker_prefix() -> String {
+    "lhcie".into()
+}
+
+/// One exchange's broker user, as in the credentials file.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BrokerUser {
+    user: String,
+    password: String,
+}
+
+impl AdapterBrokerConfig {
+    /// The broker settings with `exchange`'s user and password from the
+    /// credentials file.
+    pub fn for_exchange(&self, exchange: &ExchangeId) -> Result<crate::BrokerConfig, ConfigError> {
+        let users: std::collections::BTreeMap<String, BrokerUser> =
+            toml_file::read(&self.credentials)?;
+        let Some(user) = users.get(exchange.as_str()) else {
+            return Err(ConfigError::one(
+                &self.credentials,
+                exchange.as_str(),
+                format!(
+                    "no [{exchange}] table with the exchange's broker user (run `hub provision-broker-users`)"
+                ),
+            ));
+        };
+        let broker = crate::BrokerConfig {
+            prefix: self.prefix.clone(),
+            ..crate::BrokerConfig::new(self.url.clone())
+        };
+        Ok(broker.with_credentials(&user.user, &user.password))
+    }
 }
 
 /// How the adapter reaches the hub's gRPC endpoint.
@@ -231,6 +292,9 @@ impl AdapterSettings {
             tls.cert = base.join(&tls.cert);
             tls.key = base.join(&tls.key);
         }
+        if let Some(broker) = &mut config.broker {
+            broker.credentials = base.join(&broker.credentials);
+        }
         if let Some(tls) = &mut config.hl7v2.tls {
             tls.cert = base.join(&tls.cert);
             tls.key = base.join(&tls.key);
@@ -308,6 +372,7 @@ impl AdapterSettings {
                 ),
             ),
             Some(exchange) => {
+                check_broker(&config, exchange, &mut problems);
                 if let Some(sender) = &settings.sender_ods
                     && !exchange.organisations.contains(sender)
                 {
@@ -335,6 +400,46 @@ impl AdapterSettings {
             file: config,
             exchange,
         })
+    }
+}
+
+/// `[broker]`: present when the uplink is AMQP, with a usable URL and
+/// prefix and a credentials file that exists.
+fn check_broker(config: &AdapterFile, exchange: &Exchange, problems: &mut Problems) {
+    match (&config.broker, exchange.uplink) {
+        (None, crate::Uplink::Amqp) => problems.add(
+            "broker",
+            format!(
+                "exchange {} has uplink = \"amqp\": give [broker] (url, credentials)",
+                exchange.id
+            ),
+        ),
+        (Some(broker), _) => {
+            let settings = crate::BrokerConfig {
+                prefix: broker.prefix.clone(),
+                ..crate::BrokerConfig::new(broker.url.clone())
+            };
+            for (key, problem) in settings.problems() {
+                problems.add(format!("broker.{key}"), problem);
+            }
+            if broker
+                .url
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest.contains('@'))
+            {
+                problems.add(
+                    "broker.url",
+                    "must not carry credentials; they come from `credentials`",
+                );
+            }
+            if !broker.credentials.is_file() {
+                problems.add(
+                    "broker.credentials",
+                    format!("{} is not a readable file", broker.credentials.display()),
+                );
+            }
+        }
+        (None, crate::Uplink::Grpc) => {}
     }
 }
 
@@ -415,11 +520,34 @@ deliver_to = "127.0.0.1:27101"
     }
 
     fn load(text: &str) -> Result<AdapterSettings, ConfigError> {
+        load_with(text, false).1
+    }
+
+    /// Loads `text` next to the test topology; with `amqp`, the exchange's
+    /// uplink is AMQP and a credentials file `users.toml` exists.
+    fn load_with(
+        text: &str,
+        amqp: bool,
+    ) -> (tempfile::TempDir, Result<AdapterSettings, ConfigError>) {
         let dir = tempfile::tempdir().unwrap();
         topology(dir.path());
+        if amqp {
+            let file = dir.path().join("topology.toml");
+            let topology = std::fs::read_to_string(&file).unwrap().replace(
+                "[exchange.adapter]",
+                "uplink = \"amqp\"\n[exchange.adapter]",
+            );
+            std::fs::write(&file, topology).unwrap();
+            std::fs::write(
+                dir.path().join("users.toml"),
+                "[nwl-imperial]\nuser = \"lhcie-nwl-imperial\"\npassword = \"p@ss word\"\n",
+            )
+            .unwrap();
+        }
         let file = dir.path().join("adapter.toml");
         std::fs::write(&file, text).unwrap();
-        AdapterSettings::load(&file)
+        let loaded = AdapterSettings::load(&file);
+        (dir, loaded)
     }
 
     const BASE: &str = r#"
@@ -436,6 +564,36 @@ ca = "pki/ca.pem"
 cert = "pki/a.pem"
 key = "pki/a.key"
 "#;
+
+    #[test]
+    fn the_amqp_uplink_needs_a_broker_without_credentials_in_its_url() {
+        let missing = load_with(&format!("{BASE}{TLS}"), true).1.unwrap_err();
+        assert_eq!(missing.problems[0].key, "broker", "{missing}");
+        assert!(
+            missing.to_string().contains("uplink = \"amqp\""),
+            "{missing}"
+        );
+
+        let broker =
+            "[broker]\nurl = \"amqp://127.0.0.1:5672/%2f\"\ncredentials = \"users.toml\"\n";
+        let (_dir, settings) = load_with(&format!("{BASE}{broker}{TLS}"), true);
+        let settings = settings.unwrap();
+        let config = settings.file.broker.as_ref().unwrap();
+        assert_eq!(config.prefix, "lhcie");
+        let broker = config.for_exchange(&settings.exchange.id).unwrap();
+        assert_eq!(
+            broker.url,
+            "amqp://lhcie-nwl-imperial:p%40ss%20word@127.0.0.1:5672/%2f"
+        );
+        assert!(!format!("{broker:?}").contains("p%40ss"));
+
+        let with_password = "[broker]\nurl = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\ncredentials = \"nowhere.toml\"\n";
+        let error = load_with(&format!("{BASE}{with_password}{TLS}"), true)
+            .1
+            .unwrap_err();
+        let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["broker.url", "broker.credentials"], "{error}");
+    }
 
     #[test]
     fn a_complete_file_loads_with_the_exchange_from_the_topology() {

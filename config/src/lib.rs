@@ -32,7 +32,9 @@ pub mod registry;
 pub mod toml_file;
 pub mod topology;
 
-pub use adapter::{AdapterFile, AdapterSettings, Hl7v2Settings, MllpDeliverTls, MllpListenTls};
+pub use adapter::{
+    AdapterBrokerConfig, AdapterFile, AdapterSettings, Hl7v2Settings, MllpDeliverTls, MllpListenTls,
+};
 pub use broker::BrokerConfig;
 pub use error::{ConfigError, Problem};
 pub use hub::HubConfig;

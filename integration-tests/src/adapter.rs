@@ -38,6 +38,28 @@ pub fn use_hl7v2_adapter(env: &TestEnv, exchange: &str, listen: u16, deliver_to:
     std::fs::write(&file, blocks.join("[[exchange]]\n")).expect("topology.toml");
 }
 
+/// Makes `exchange`'s adapter use the AMQP uplink (`uplink = "amqp"` in
+/// the topology); its adapter then needs [`AdapterOptions::broker_credentials`].
+pub fn use_amqp_uplink(env: &TestEnv, exchange: &str) {
+    let file = env.topology_file();
+    let text = std::fs::read_to_string(&file).expect("topology.toml");
+    let header = format!("id = \"{exchange}\"");
+    let blocks: Vec<String> = text
+        .split("[[exchange]]\n")
+        .map(|block| {
+            if block.starts_with(&header) {
+                block.replace(
+                    "[exchange.adapter]\n",
+                    "uplink = \"amqp\"\n[exchange.adapter]\n",
+                )
+            } else {
+                block.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&file, blocks.join("[[exchange]]\n")).expect("topology.toml");
+}
+
 /// How an adapter is configured and run.
 #[derive(Debug, Clone)]
 pub struct AdapterOptions {
@@ -48,6 +70,9 @@ pub struct AdapterOptions {
     pub extra_hl7v2: String,
     /// `LHCIE_LOG` for the process.
     pub log_level: &'static str,
+    /// The broker credentials file, for an exchange with the AMQP uplink
+    /// (writes `[broker]`); see [`TestEnv::broker_credentials_file`].
+    pub broker_credentials: Option<PathBuf>,
 }
 
 impl Default for AdapterOptions {
@@ -56,6 +81,7 @@ impl Default for AdapterOptions {
             ack_wait_ms: 200,
             extra_hl7v2: "delivery_retry_max_ms = 1000\n".into(),
             log_level: "info",
+            broker_credentials: None,
         }
     }
 }
@@ -78,6 +104,18 @@ impl AdapterProcess {
     ) -> Self {
         let id = ExchangeId::parse(exchange).expect("exchange id");
         let config = env.dir().join(format!("adapter-{exchange}.toml"));
+        let broker = options
+            .broker_credentials
+            .as_ref()
+            .map(|credentials| {
+                format!(
+                    "[broker]\nurl = \"{}\"\nprefix = \"{}\"\ncredentials = \"{}\"\n",
+                    env.broker_address(),
+                    env.prefix,
+                    credentials.display()
+                )
+            })
+            .unwrap_or_default();
         std::fs::write(
             &config,
             format!(
@@ -91,7 +129,7 @@ cert = "{cert}"
 key = "{key}"
 [store]
 path = "adapter-{exchange}"
-[hl7v2]
+{broker}[hl7v2]
 ack_wait_ms = {ack_wait_ms}
 {extra}"#,
                 grpc = env.grpc_port,

@@ -191,6 +191,32 @@ shutdown_grace_seconds = 10
         }
     }
 
+    /// Provisions broker users for these exchanges' adapters (as
+    /// [`TestEnv::provision_users`]) and writes their credentials file in
+    /// the form `hub provision-broker-users` writes, for adapters' `[broker]
+    /// credentials`. Returns its path.
+    pub async fn broker_credentials_file(&self, exchanges: &[&str]) -> PathBuf {
+        self.provision_users(exchanges).await;
+        let mut text = String::from("# Test broker users.\n");
+        for user in self.users.lock().unwrap().iter() {
+            text.push_str(&format!(
+                "[{}]\nuser = \"{}\"\npassword = \"{}\"\n",
+                user.exchange, user.name, user.password
+            ));
+        }
+        let file = self.dir().join("broker-users.toml");
+        std::fs::write(&file, text).expect("broker-users.toml");
+        file
+    }
+
+    /// The broker URL without credentials.
+    pub fn broker_address(&self) -> String {
+        BROKER_URL.split_once('@').map_or_else(
+            || BROKER_URL.to_owned(),
+            |(_, host)| format!("amqp://{host}"),
+        )
+    }
+
     /// Creates broker users for these exchanges' adapters and waits until
     /// they can log in. Returns their AMQP identities.
     pub async fn provision_users(&self, exchanges: &[&str]) -> Vec<AmqpIdentity> {

@@ -11,8 +11,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use lhcie_integration_tests::adapter::{AdapterOptions, AdapterProcess, use_hl7v2_adapter};
-use lhcie_integration_tests::env::{TestEnv, with_env};
+use lhcie_integration_tests::adapter::{
+    AdapterOptions, AdapterProcess, use_amqp_uplink, use_hl7v2_adapter,
+};
+use lhcie_integration_tests::env::{DENIED_PATIENT, TestEnv, with_env};
 use lhcie_integration_tests::hub::HubProcess;
 use lhcie_integration_tests::{free_port, python, repository};
 
@@ -497,6 +499,108 @@ async fn the_mllp_listener_speaks_tls_with_client_certificates_when_configured()
             String::from_utf8_lossy(&output.stdout)
         );
         assert!(adapter.stop().await, "{}", adapter.log());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_amqp_uplink_messages_travel_and_negative_acks_come_back_as_hl7() {
+    with_env(TestEnv::new("hl7v2-amqp"), |env| async move {
+        let sender = Ports {
+            listen: free_port(),
+            deliver_to: free_port(),
+        };
+        let receiver = Ports {
+            listen: free_port(),
+            deliver_to: free_port(),
+        };
+        use_hl7v2_adapters(&env, sender, receiver);
+        use_amqp_uplink(&env, SENDER);
+        use_amqp_uplink(&env, RECEIVER);
+        let credentials = env.broker_credentials_file(&[SENDER, RECEIVER]).await;
+        let system = ReceivingSystem::start(&env, receiver.deliver_to, "received.hex");
+        // Imperial's own system, where negative acknowledgements go.
+        let local = ReceivingSystem::start(&env, sender.deliver_to, "notified.hex");
+        let hub = HubProcess::start(&env).await;
+        let options = AdapterOptions {
+            broker_credentials: Some(credentials),
+            ..AdapterOptions::default()
+        };
+        let mut sending = AdapterProcess::start(&env, SENDER, sender.listen, &options).await;
+        let mut receiving = AdapterProcess::start(&env, RECEIVER, receiver.listen, &options).await;
+        let logs = || {
+            format!(
+                "--- sending adapter\n{}\n--- receiving adapter\n{}\n--- hub\n{}",
+                sending.log(),
+                receiving.log(),
+                hub.log()
+            )
+        };
+
+        let permitted = adt_a01("AMQP0001", NHS, "ADT^A01^ADT_A01");
+        // The policy: this patient has refused the Royal Free.
+        let denied = adt_a01("AMQP0002", DENIED_PATIENT, "ADT^A01^ADT_A01");
+        // No exchange serves UCLH (RRV): the hub rejects the whole message.
+        let unknown = String::from_utf8(adt_a01("AMQP0003", NHS, "ADT^A01^ADT_A01"))
+            .unwrap()
+            .replace("|EPR|RAL|", "|EPR|RRV|")
+            .into_bytes();
+        let acks = send_with_python(&env, sender.listen, &[permitted.clone(), denied, unknown]);
+        // Over AMQP the answer is the broker's confirm: AA once published.
+        for (ack, id) in acks.iter().zip(["AMQP0001", "AMQP0002", "AMQP0003"]) {
+            assert_eq!(
+                (ack.msa1.as_str(), ack.msa2.as_str()),
+                ("AA", id),
+                "{acks:?}"
+            );
+        }
+
+        system.wait_for(1, Duration::from_secs(20), logs).await;
+        assert!(
+            system.received()[0] == permitted,
+            "the message was changed on the way"
+        );
+        // Both negative acknowledgements reach Imperial's system as ACK
+        // messages addressed from the original's MSH.
+        local.wait_for(2, Duration::from_secs(20), logs).await;
+        let mut notified: Vec<String> = local
+            .received()
+            .into_iter()
+            .map(|m| String::from_utf8(m).unwrap())
+            .collect();
+        notified.sort_by_key(|m| field_of(m, "MSA", 2));
+        let [not_permitted, rejected] = &notified[..] else {
+            panic!("{notified:?}");
+        };
+        assert_eq!(field_of(not_permitted, "MSA", 1), "AR", "{not_permitted:?}");
+        assert_eq!(field_of(not_permitted, "MSA", 2), "AMQP0002");
+        assert_eq!(field_of(not_permitted, "MSH", 5), "PAS");
+        assert_eq!(field_of(not_permitted, "MSH", 6), "RYJ");
+        assert!(
+            field_of(not_permitted, "ERR", 8)
+                .contains("RAL: not permitted by information governance policy"),
+            "{not_permitted:?}"
+        );
+        assert_eq!(field_of(rejected, "MSA", 1), "AE", "{rejected:?}");
+        assert_eq!(field_of(rejected, "MSA", 2), "AMQP0003");
+        assert!(
+            field_of(rejected, "ERR", 3).starts_with("103"),
+            "{rejected:?}"
+        );
+        for message in &notified {
+            assert!(!message.contains(NHS) && !message.contains(DENIED_PATIENT));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(system.received().len(), 1, "{}", logs());
+        assert_eq!(local.received().len(), 2, "{}", logs());
+        let all = logs();
+        assert!(all.contains("uplink and deliveries over AMQP"), "{all}");
+        assert!(
+            !all.contains(NHS) && !all.contains(DENIED_PATIENT),
+            "an NHS number was logged"
+        );
+        assert!(sending.stop().await, "{}", sending.log());
+        assert!(receiving.stop().await, "{}", receiving.log());
     })
     .await;
 }

@@ -18,13 +18,16 @@
 //!   are recorded durably ([`dedup`]).
 //! - [`heartbeat`]: telling the hub the adapter is up.
 //! - [`amqp`]: the same over AMQP (publish to the ingress exchange, consume
-//!   the exchange's own egress queue) as the adapter's broker user.
+//!   the exchange's own egress queue) as the adapter's broker user;
+//!   [`amqp_sink`] puts the publisher behind the outbox's forwarder
+//!   (answered once the broker confirms).
 //!
 //! Exactly-once *effect* = at-least-once transport + idempotency by message
 //! id at the hub (per submitting exchange) and here at the receiver. See
 //! [`dedup`] for the receiver's rules.
 
 pub mod amqp;
+pub mod amqp_sink;
 pub mod connection;
 pub mod dedup;
 pub mod heartbeat;
@@ -32,6 +35,7 @@ pub mod outbox;
 pub mod receiver;
 pub mod uplink;
 
+pub use amqp_sink::AmqpSink;
 pub use connection::{ClientTls, HubClient, HubConnection};
 pub use dedup::SeenStore;
 pub use outbox::{Outbox, OutboxError, Ticket};

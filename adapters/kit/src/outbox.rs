@@ -47,6 +47,15 @@
 //! | `outbox.rejected` | sequence | the envelope, the hub's answer, when |
 //! | `outbox.answered` | sequence | the hub's answer, when (no payload) |
 //! | `outbox.meta` | `next_seq` | the next sequence number |
+//! | `outbox.receipts` | message id | the kind's receipt (see below) |
+//!
+//! A **receipt** is a few bytes a kind stores with an entry
+//! ([`Outbox::put_with_receipt`]) so that it can answer the local system
+//! about that message later, after the entry itself has gone: the
+//! `hl7v2-mllp` kind keeps the original's MSH segment (no patient data),
+//! to address a negative acknowledgement that arrives from the hub as a
+//! delivery. A receipt lives as long as the message id is known here
+//! (pending, rejected, or in the bounded `answered` record).
 //!
 //! A put writes `pending`, `ids` and `next_seq` in one transaction, so
 //! after a crash either all of them or none exist, and the sequence never
@@ -95,6 +104,7 @@ const IDS: &str = "outbox.ids";
 const REJECTED: &str = "outbox.rejected";
 const ANSWERED: &str = "outbox.answered";
 const META: &str = "outbox.meta";
+const RECEIPTS: &str = "outbox.receipts";
 const NEXT_SEQ: &[u8] = b"next_seq";
 
 /// How many accepted answers [`Outbox::open`] keeps by default.
@@ -129,6 +139,7 @@ struct Inner {
     rejected: sled::Tree,
     answered: sled::Tree,
     meta: sled::Tree,
+    receipts: sled::Tree,
     /// The next sequence number; the lock also serialises puts.
     next_seq: Mutex<u64>,
     pending_count: AtomicU64,
@@ -327,6 +338,7 @@ impl Outbox {
         let rejected = db.open_tree(REJECTED)?;
         let answered = db.open_tree(ANSWERED)?;
         let meta = db.open_tree(META)?;
+        let receipts = db.open_tree(RECEIPTS)?;
         // The sequence continues after the highest ever used: the stored
         // counter, and (belt and braces) any key still present.
         let mut next_seq = match meta.get(NEXT_SEQ)? {
@@ -355,6 +367,7 @@ impl Outbox {
                 rejected,
                 answered,
                 meta,
+                receipts,
                 next_seq: Mutex::new(next_seq),
                 commit,
                 pending_count: AtomicU64::new(pending_count),
@@ -374,6 +387,17 @@ impl Outbox {
     /// outbox is not stored again ([`Ticket::duplicate`]); its first entry
     /// is also durable when this returns.
     pub async fn put(&self, envelope: pb::Envelope) -> Result<Ticket, OutboxError> {
+        self.put_with_receipt(envelope, &[]).await
+    }
+
+    /// [`Outbox::put`], keeping `receipt` with the entry (nothing if
+    /// empty) for [`Outbox::receipt`]. A duplicate keeps the first
+    /// entry's receipt. Never put patient data in a receipt.
+    pub async fn put_with_receipt(
+        &self,
+        envelope: pb::Envelope,
+        receipt: &[u8],
+    ) -> Result<Ticket, OutboxError> {
         if envelope.message_id.is_empty() {
             return Err(OutboxError::MissingMessageId);
         }
@@ -383,14 +407,17 @@ impl Outbox {
             let inner = &*self.inner;
             let mut next = inner.next_seq.lock().unwrap_or_else(|e| e.into_inner());
             let seq = *next;
-            let existing = (&inner.pending, &inner.ids, &inner.meta)
-                .transaction(|(pending, ids, meta)| {
+            let existing = (&inner.pending, &inner.ids, &inner.meta, &inner.receipts)
+                .transaction(|(pending, ids, meta, receipts)| {
                     if let Some(existing) = ids.get(message_id.as_bytes())? {
                         return Ok(Some(existing));
                     }
                     pending.insert(&seq.to_be_bytes(), bytes.as_slice())?;
                     ids.insert(message_id.as_bytes(), &seq.to_be_bytes())?;
                     meta.insert(NEXT_SEQ, &(seq + 1).to_be_bytes())?;
+                    if !receipt.is_empty() {
+                        receipts.insert(message_id.as_bytes(), receipt)?;
+                    }
                     Ok(None)
                 })
                 .map_err(storage)?;
@@ -466,8 +493,8 @@ impl Outbox {
     /// of the same id is stored and submitted again.
     pub fn remove_rejected(&self, message_id: &str) -> Result<bool, OutboxError> {
         let inner = &*self.inner;
-        (&inner.rejected, &inner.ids)
-            .transaction(|(rejected, ids)| {
+        (&inner.rejected, &inner.ids, &inner.receipts)
+            .transaction(|(rejected, ids, receipts)| {
                 let Some(seq) = ids.get(message_id.as_bytes())? else {
                     return Ok(false);
                 };
@@ -475,9 +502,20 @@ impl Outbox {
                     return Ok(false);
                 }
                 ids.remove(message_id.as_bytes())?;
+                receipts.remove(message_id.as_bytes())?;
                 Ok(true)
             })
             .map_err(storage)
+    }
+
+    /// The receipt stored with `message_id` ([`Outbox::put_with_receipt`]),
+    /// while the id is known here.
+    pub fn receipt(&self, message_id: &str) -> Result<Option<Vec<u8>>, OutboxError> {
+        Ok(self
+            .inner
+            .receipts
+            .get(message_id.as_bytes())?
+            .map(|bytes| bytes.to_vec()))
     }
 
     /// The final answer to `message_id` if it is known: rejected entries
@@ -668,11 +706,12 @@ impl Outbox {
                 .response
                 .map(|r| r.message_id)
                 .unwrap_or_default();
-            (&inner.answered, &inner.ids)
-                .transaction(|(answered, ids)| {
+            (&inner.answered, &inner.ids, &inner.receipts)
+                .transaction(|(answered, ids, receipts)| {
                     answered.remove(&*key)?;
                     if ids.get(message_id.as_bytes())?.as_deref() == Some(&*key) {
                         ids.remove(message_id.as_bytes())?;
+                        receipts.remove(message_id.as_bytes())?;
                     }
                     Ok(())
                 })

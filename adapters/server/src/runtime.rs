@@ -3,8 +3,13 @@
 //! [`serve`] opens the stores, builds the [`AdapterContext`] and starts:
 //!
 //! - the **forwarder**: the outbox's pending entries go to the hub through
-//!   the kit's [`Uplink`], in arrival order, until the hub answers each;
-//! - the **receiver**: deliveries from the hub, de-duplicated by message id
+//!   the kit's [`Uplink`] (gRPC), or are published to the broker through
+//!   its [`AmqpSink`] when the exchange's `uplink = "amqp"`, in arrival
+//!   order, until each has its final answer (over AMQP: the broker's
+//!   confirm; a later rejection by the hub arrives as the hub's negative
+//!   acknowledgement among the deliveries);
+//! - the **receiver**: deliveries from the hub (gRPC, or the exchange's
+//!   egress queue over AMQP), de-duplicated by message id
 //!   (durable seen-set), each handed to [`AdapterKind::deliver`] and
 //!   acknowledged as it says;
 //! - **heartbeats** reporting the outbox depth;
@@ -21,9 +26,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use lhcie_adapter_kit::amqp::AmqpIdentity;
 use lhcie_adapter_kit::outbox::Outcome;
-use lhcie_adapter_kit::{ClientTls, HubConnection, Outbox, SeenStore, Uplink};
-use lhcie_config::{AdapterConfig, AdapterSettings};
+use lhcie_adapter_kit::{AmqpSink, ClientTls, HubConnection, Outbox, SeenStore, Uplink};
+use lhcie_config::{AdapterConfig, AdapterSettings, Uplink as UplinkKind};
 use lhcie_proto::hub as hubpb;
 use tokio_util::sync::CancellationToken;
 
@@ -99,11 +105,25 @@ pub async fn run<K: AdapterKind>(kind: Arc<K>, ctx: AdapterContext) -> anyhow::R
         "adapter starting"
     );
 
-    let (uplink, answers) = Uplink::start(ctx.connection.clone(), UPLINK_WINDOW, shutdown.clone());
+    let amqp = amqp_identity(&ctx)?;
     let forwarder = tokio::spawn({
         let outbox = ctx.outbox.clone();
         let shutdown = shutdown.clone();
-        async move { outbox.forward(uplink, answers, shutdown).await }
+        let connection = ctx.connection.clone();
+        let amqp = amqp.clone();
+        async move {
+            match amqp {
+                Some(identity) => {
+                    let (sink, answers) = AmqpSink::new(identity, UPLINK_WINDOW);
+                    outbox.forward(sink, answers, shutdown).await
+                }
+                None => {
+                    let (uplink, answers) =
+                        Uplink::start(connection, UPLINK_WINDOW, shutdown.clone());
+                    outbox.forward(uplink, answers, shutdown).await
+                }
+            }
+        }
     });
     let heartbeat = tokio::spawn({
         let outbox = ctx.outbox.clone();
@@ -117,18 +137,38 @@ pub async fn run<K: AdapterKind>(kind: Arc<K>, ctx: AdapterContext) -> anyhow::R
     let rejections = tokio::spawn(log_rejections(ctx.outbox.clone(), shutdown.clone()));
     let receiver = tokio::spawn({
         let kind = kind.clone();
+        let connection = ctx.connection.clone();
         let ctx = ctx.clone();
-        lhcie_adapter_kit::receive(
-            ctx.connection.clone(),
-            RECEIVE_IN_FLIGHT,
-            seen,
-            move |incoming| {
-                let kind = kind.clone();
-                let ctx = ctx.clone();
-                async move { kind.deliver(incoming, &ctx).await }
-            },
-            shutdown.clone(),
-        )
+        let handler = move |incoming| {
+            let kind = kind.clone();
+            let ctx = ctx.clone();
+            async move { kind.deliver(incoming, &ctx).await }
+        };
+        let shutdown = shutdown.clone();
+        async move {
+            match amqp {
+                Some(identity) => {
+                    lhcie_adapter_kit::amqp::receive(
+                        identity,
+                        RECEIVE_IN_FLIGHT as u16,
+                        seen,
+                        handler,
+                        shutdown,
+                    )
+                    .await
+                }
+                None => {
+                    lhcie_adapter_kit::receive(
+                        connection,
+                        RECEIVE_IN_FLIGHT,
+                        seen,
+                        handler,
+                        shutdown,
+                    )
+                    .await
+                }
+            }
+        }
     });
 
     let inbound = kind.serve_inbound(ctx.clone()).await;
@@ -156,6 +196,24 @@ pub async fn run<K: AdapterKind>(kind: Arc<K>, ctx: AdapterContext) -> anyhow::R
         tracing::error!(%error, "the outbox forwarder failed");
     }
     inbound
+}
+
+/// The broker identity when the exchange's uplink is AMQP (`None`: gRPC).
+fn amqp_identity(ctx: &AdapterContext) -> anyhow::Result<Option<AmqpIdentity>> {
+    if ctx.exchange.uplink != UplinkKind::Amqp {
+        return Ok(None);
+    }
+    let broker = ctx
+        .file
+        .broker
+        .as_ref()
+        .context("uplink = \"amqp\" needs [broker] in the adapter file")?;
+    let broker = broker.for_exchange(&ctx.exchange.id)?;
+    tracing::info!(broker = %broker.redacted_url(), "uplink and deliveries over AMQP");
+    Ok(Some(AmqpIdentity {
+        broker,
+        exchange: ctx.exchange.id.clone(),
+    }))
 }
 
 /// Logs every rejection the hub gives (message id and reason only).

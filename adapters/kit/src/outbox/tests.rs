@@ -593,3 +593,61 @@ async fn many_concurrent_puts_complete_and_survive_reopening() {
     let outbox = reopen(dir.path(), OutboxOptions::default()).await;
     assert_eq!(outbox.pending_len(), 1000);
 }
+
+#[tokio::test]
+async fn a_receipt_lives_as_long_as_its_message_id_is_known() {
+    let outbox = Outbox::temporary_with(OutboxOptions {
+        answered_capacity: 2,
+    })
+    .unwrap();
+    outbox
+        .put_with_receipt(envelope("kept"), b"MSH|first")
+        .await
+        .unwrap();
+    // A duplicate keeps the first receipt.
+    let again = outbox
+        .put_with_receipt(envelope("kept"), b"MSH|second")
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    outbox.put(envelope("bare")).await.unwrap();
+    outbox
+        .put_with_receipt(envelope("refused"), b"MSH|refused")
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox.receipt("kept").unwrap().as_deref(),
+        Some(&b"MSH|first"[..])
+    );
+    assert_eq!(outbox.receipt("bare").unwrap(), None);
+
+    let harness = Harness::start(&outbox, 0, fast(), |id, _| {
+        if id == "refused" {
+            Reply::Reject(hubpb::RejectReason::UnknownRecipient, "no such")
+        } else {
+            Reply::Accept
+        }
+    });
+    eventually("all answered", || outbox.pending_len() == 0).await;
+    harness.stop().await;
+    // Accepted: still known in the answered record, so is its receipt.
+    assert_eq!(
+        outbox.receipt("kept").unwrap().as_deref(),
+        Some(&b"MSH|first"[..])
+    );
+    // Rejected: kept until the rejection is reported, then gone.
+    assert!(outbox.receipt("refused").unwrap().is_some());
+    assert!(outbox.remove_rejected("refused").unwrap());
+    assert_eq!(outbox.receipt("refused").unwrap(), None);
+
+    // Pushed out of the bounded answered record: gone with it.
+    for id in ["n1", "n2", "n3"] {
+        outbox.put(envelope(id)).await.unwrap();
+    }
+    let harness = Harness::start(&outbox, 0, fast(), |_, _| Reply::Accept);
+    eventually("all answered", || outbox.pending_len() == 0).await;
+    harness.stop().await;
+    outbox.evict_answered().unwrap();
+    assert!(outbox.answer_of("kept").unwrap().is_none());
+    assert_eq!(outbox.receipt("kept").unwrap(), None);
+}

@@ -53,7 +53,7 @@ pub fn hub_rejection_ack(
 }
 
 /// Sets ERR-8 (user message) of the first ERR segment.
-fn with_user_message(ack: Message, text: &str) -> Message {
+pub fn with_user_message(ack: Message, text: &str) -> Message {
     let delimiters = *ack.delimiters();
     let mut segments: Vec<Segment> = ack.all_segments().to_vec();
     if let Some(err) = segments.iter_mut().find(|s| s.id() == "ERR") {

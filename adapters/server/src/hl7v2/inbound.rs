@@ -123,7 +123,10 @@ impl Inbound {
         let message_id = envelope.message_id.clone();
         // Until this returns, a rejection is ours to answer.
         let _answering = self.window.enter(&message_id);
-        let ticket = match self.ctx.outbox.put(envelope).await {
+        // The MSH segment stays with the entry, to address negative
+        // acknowledgements that come back later (`returned_acks`).
+        let receipt = msh_segment(raw);
+        let ticket = match self.ctx.outbox.put_with_receipt(envelope, receipt).await {
             Ok(ticket) => ticket,
             Err(error) => {
                 tracing::error!(%message_id, %error, "cannot store the message in the outbox: AR");
@@ -159,6 +162,19 @@ impl Inbound {
             }
         }
     }
+}
+
+/// The raw MSH segment of a message that parsed: from `MSH` to the first
+/// segment separator. Application, facility and control id only; no
+/// patient data.
+fn msh_segment(raw: &[u8]) -> &[u8] {
+    let start = raw.windows(3).position(|w| w == b"MSH").unwrap_or(0);
+    let rest = &raw[start..];
+    let end = rest
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(rest.len());
+    &rest[..end]
 }
 
 fn accept(message: &Message, control_id: &str, now: OffsetDateTime) -> Vec<u8> {

@@ -240,7 +240,7 @@ pub fn late_ack(entry: &RejectedEntry, now: OffsetDateTime) -> Option<LateAck> {
 /// A stable MSH-10 for the late ACK of `message_id`: `N` and the 64-bit
 /// FNV-1a hash of the id in hex (17 characters, within the 20 allowed
 /// before v2.5).
-fn late_control_id(message_id: &str) -> String {
+pub fn late_control_id(message_id: &str) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in message_id.bytes() {
         hash ^= u64::from(byte);

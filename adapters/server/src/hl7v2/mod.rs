@@ -8,6 +8,10 @@
 //!   answered AA is reported to the local system (`notify_to`, by default
 //!   `deliver_to`) as an ACK message of its own, until it is accepted;
 //!   [`ack_window`] keeps it from reporting what the inbound ACK says.
+//! - [`returned_acks`]: negative acknowledgements that come back as
+//!   deliveries (the hub's "not permitted", a receiver's negative
+//!   response, over AMQP the hub's rejection) are reported to the local
+//!   system as ACK messages addressed from the original's stored MSH.
 //! - [`acks`]: the acknowledgements this kind writes and reads beyond
 //!   those `lhcie-hl7v2` builds (the hub's rejection; the local ACK's MSA).
 //! - [`tls`]: MLLP over TLS both ways, from `[hl7v2.tls]` (listener) and
@@ -18,6 +22,7 @@ pub mod acks;
 pub mod inbound;
 pub mod late_nacks;
 pub mod outbound;
+pub mod returned_acks;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -37,6 +42,9 @@ pub struct Hl7v2Mllp {
     settings: Hl7v2Settings,
     sender: MllpSender,
     notify_to: String,
+    /// To `notify_to`, for negative acknowledgements that come back as
+    /// deliveries.
+    notify: MllpSender,
 }
 
 impl Hl7v2Mllp {
@@ -55,11 +63,13 @@ impl Hl7v2Mllp {
             .unwrap_or_else(|| deliver_to.clone());
         tracing::debug!(exchange = %exchange.id, %listen, %deliver_to, %notify_to, "HL7 v2 / MLLP adapter");
         let sender = local_sender(deliver_to, &settings)?;
+        let notify = local_sender(notify_to.clone(), &settings)?;
         Ok(Self {
             listen,
             settings,
             sender,
             notify_to,
+            notify,
         })
     }
 }
@@ -107,6 +117,17 @@ impl AdapterKind for Hl7v2Mllp {
     }
 
     async fn deliver(&self, incoming: Incoming, ctx: &AdapterContext) -> Disposition {
+        if let Some(ack) = returned_acks::acknowledgement(&incoming.envelope) {
+            return returned_acks::deliver(
+                &self.notify,
+                &ctx.outbox,
+                &incoming.envelope,
+                ack,
+                Duration::from_millis(self.settings.delivery_retry_max_ms),
+                &ctx.shutdown,
+            )
+            .await;
+        }
         outbound::deliver(&self.sender, &self.settings, incoming, &ctx.shutdown).await
     }
 }

@@ -14,7 +14,7 @@
 //!   delivery is handed back to the hub (retry).
 //!
 //! A delivery without an HL7 v2 original (canonical only, e.g. from a FHIR
-//! or native exchange, or the hub's own acknowledgements) cannot be written
+//! or native exchange) cannot be written
 //! as HL7 v2 yet: it is rejected (dead-lettered) with a clear reason.
 
 use std::time::Duration;

@@ -433,6 +433,7 @@ pub async fn run() {
             // One info line per message would cost the adapter more than
             // an operator would pay for it under load.
             log_level: "warn",
+            broker_credentials: None,
         },
     )
     .await;

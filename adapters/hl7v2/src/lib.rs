@@ -14,6 +14,8 @@
 //! - [`error`]: errors that say where and what, never the content.
 //! - [`translate`]: HL7 v2 to the canonical model (ADT, ORU, MDM, REF).
 //! - [`ack`]: original-mode acknowledgements (ACK with MSA and ERR).
+//! - [`from_canonical`]: the canonical model to HL7 v2 (MDM, ADT, REF, ORU,
+//!   ACK), the inverse of [`mod@translate`].
 
 pub mod ack;
 pub mod batch;
@@ -21,6 +23,7 @@ pub mod charset;
 pub mod delimiters;
 pub mod error;
 pub mod escape;
+pub mod from_canonical;
 pub mod message;
 mod parse;
 pub mod path;
@@ -31,6 +34,9 @@ pub use batch::{Batch, BatchGroup, parse_batch};
 pub use charset::Charset;
 pub use delimiters::Delimiters;
 pub use error::{DelimiterProblem, Error, ErrorKind, SegmentId};
+pub use from_canonical::{
+    ControlIdSource, RenderContext, RenderError, render_acknowledgement, render_envelope,
+};
 pub use message::{Component, Field, Message, Repetition, Segment};
 pub use path::{Path, PathError};
 pub use translate::{

@@ -12,7 +12,7 @@
 //! - [`path`]: `PID-3[2].1` style paths.
 //! - [`batch`]: FHS/BHS … BTS/FTS envelopes.
 //! - [`error`]: errors that say where and what, never the content.
-//! - [`translate`]: HL7 v2 to the canonical model (ADT, ORU, MDM, REF).
+//! - [`translate`](mod@translate): HL7 v2 to the canonical model (ADT, ORU, MDM, REF).
 //! - [`ack`]: original-mode acknowledgements (ACK with MSA and ERR).
 //! - [`from_canonical`]: the canonical model to HL7 v2 (MDM, ADT, REF, ORU,
 //!   ACK), the inverse of [`mod@translate`].

@@ -1,0 +1,109 @@
+//! What the adapter's configuration and runtime supply to reading: the
+//! exchange, the organisations it serves, routing rules, document types,
+//! the clock. Modelled on `lhcie-hl7v2`'s `TranslateContext`.
+
+use lhcie_model::{
+    CareEventKind, Category, Coding, ExchangeId, OdsCode, PatientClass, RecipientIntent,
+    RoutingRule, SNOMED_CT_SYSTEM,
+};
+use time::OffsetDateTime;
+
+/// One routing rule: when a message matches every non-empty condition, it
+/// also goes to the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRule {
+    /// Categories it applies to; empty means any.
+    pub categories: Vec<Category>,
+    /// Care event kinds it applies to; empty means any.
+    pub event_kinds: Vec<CareEventKind>,
+    /// Patient classes (Encounter.class) it applies to; empty means any.
+    pub patient_classes: Vec<PatientClass>,
+    /// Where the message goes.
+    pub target: RouteTarget,
+    /// For action or for information.
+    pub intent: RecipientIntent,
+}
+
+/// Where a [`RouteRule`] sends a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteTarget {
+    /// The patient's registered GP practice (Patient.generalPractitioner);
+    /// if the message names none, the hub's registered-GP rule.
+    RegisteredGpPractice,
+    /// A fixed organisation.
+    Organisation(OdsCode),
+    /// A hub rule.
+    HubRule(RoutingRule),
+}
+
+/// How a document type (Composition.type or DocumentReference.type)
+/// maps to a canonical category.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentTypeMapping {
+    /// The coding matched (system and code compared exactly).
+    pub document_type: Coding,
+    /// The canonical category (a document category).
+    pub category: Category,
+}
+
+/// The document types known without configuration: SNOMED CT 373942005
+/// "Discharge summary".
+pub fn default_document_types() -> Vec<DocumentTypeMapping> {
+    vec![DocumentTypeMapping {
+        document_type: Coding {
+            system: SNOMED_CT_SYSTEM.into(),
+            code: "373942005".into(),
+            display: Some("Discharge summary".into()),
+        },
+        category: Category::DischargeSummary,
+    }]
+}
+
+/// What reading needs from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranslateContext {
+    /// The local exchange the adapter serves.
+    pub exchange_id: ExchangeId,
+    /// The sender when the message names none (MessageHeader.sender absent,
+    /// or a DocumentReference without custodian).
+    pub sender_ods: Option<OdsCode>,
+    /// The organisations allowed to send through this adapter; empty means
+    /// not checked here (the hub checks the exchange in any case). A
+    /// sender outside the list is refused with 403 `security`.
+    pub served_organisations: Vec<OdsCode>,
+    /// Recipients when the message names none and no rule matches.
+    pub default_recipients: Vec<OdsCode>,
+    /// Routing rules, all applied.
+    pub rules: Vec<RouteRule>,
+    /// Document types.
+    pub document_types: Vec<DocumentTypeMapping>,
+    /// Now: the envelope's creation time when the Bundle has no timestamp.
+    pub now: OffsetDateTime,
+}
+
+impl TranslateContext {
+    /// A context with no sender default, no check of senders, no
+    /// recipients, no rules and the default document types.
+    pub fn new(exchange_id: ExchangeId, now: OffsetDateTime) -> Self {
+        Self {
+            exchange_id,
+            sender_ods: None,
+            served_organisations: Vec::new(),
+            default_recipients: Vec::new(),
+            rules: Vec::new(),
+            document_types: default_document_types(),
+            now,
+        }
+    }
+
+    /// The category of a document type, if mapped.
+    pub fn document_category(&self, document_type: &Coding) -> Option<Category> {
+        self.document_types
+            .iter()
+            .find(|m| {
+                m.document_type.system == document_type.system
+                    && m.document_type.code == document_type.code
+            })
+            .map(|m| m.category)
+    }
+}

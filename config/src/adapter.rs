@@ -35,6 +35,20 @@
 //! credentials = "var/broker-users.toml"   # written by `hub provision-broker-users`
 //! # prefix = "lhcie"                 # as the hub's [broker] prefix
 //!
+//! [fhir]                              # optional (kind fhir-r4); defaults shown
+//! ack_wait_ms = 200                   # wait this long for the hub's early answer
+//! max_body_bytes = 10485760           # 413 beyond
+//! max_depth = 64                      # JSON nesting
+//! delivery_timeout_ms = 30000         # the local endpoint must answer within this
+//! delivery_retry_max_ms = 30000       # longest pause between delivery attempts
+//! # sender_ods = "RRV"                # when a message names no sender
+//! # default_recipients = ["RAL"]
+//! # bearer_token_file = "secrets/epr-token"   # Authorization: Bearer to deliver_to
+//! # [fhir.deliver_tls]                # for an https:// deliver_to
+//! # ca = "pki/local-ca.pem"
+//! # cert = "pki/adapter-client.pem"   # optional client certificate, with key
+//! # key = "pki/adapter-client.key"
+//!
 //! [hl7v2.tls]                         # optional: the MLLP listener speaks TLS
 //! cert = "pki/mllp-listener.pem"
 //! key = "pki/mllp-listener.key"
@@ -80,6 +94,85 @@ pub struct AdapterFile {
     /// Heartbeats still go to `[hub]` over gRPC.
     #[serde(default)]
     pub broker: Option<AdapterBrokerConfig>,
+    /// Settings of the `fhir-r4` kind.
+    #[serde(default)]
+    pub fhir: FhirSettings,
+}
+
+/// Tuning of the `fhir-r4` kind (`[fhir]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FhirSettings {
+    /// How long a `$process-message` response waits for the hub's answer
+    /// after the message is stored, in milliseconds. A rejection that comes
+    /// in time is answered 422; otherwise success (stored, forwarded later).
+    #[serde(default = "default_ack_wait_ms")]
+    pub ack_wait_ms: u64,
+    /// The largest request body accepted, in bytes (413 beyond).
+    #[serde(default = "default_fhir_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// The deepest JSON nesting accepted.
+    #[serde(default = "default_fhir_max_depth")]
+    pub max_depth: usize,
+    /// The sending organisation when a message names none; must be one of
+    /// the exchange's organisations.
+    #[serde(default)]
+    pub sender_ods: Option<OdsCode>,
+    /// Recipients when a message names none.
+    #[serde(default)]
+    pub default_recipients: Vec<OdsCode>,
+    /// How long the local endpoint may take to answer a delivery, in
+    /// milliseconds; then the delivery is attempted again.
+    #[serde(default = "default_delivery_ack_timeout_ms")]
+    pub delivery_timeout_ms: u64,
+    /// Longest pause between delivery attempts, in milliseconds.
+    #[serde(default = "default_delivery_retry_max_ms")]
+    pub delivery_retry_max_ms: u64,
+    /// A file holding a bearer token sent to the local endpoint
+    /// (`Authorization: Bearer ...`); none if absent.
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    /// TLS towards an `https://` local endpoint (`[fhir.deliver_tls]`).
+    #[serde(default)]
+    pub deliver_tls: Option<FhirDeliverTls>,
+}
+
+/// TLS towards the local FHIR endpoint.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FhirDeliverTls {
+    /// The CA the local endpoint's certificate must chain to (PEM).
+    pub ca: PathBuf,
+    /// A client certificate to present (PEM); needs `key`.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+}
+
+impl Default for FhirSettings {
+    fn default() -> Self {
+        Self {
+            ack_wait_ms: default_ack_wait_ms(),
+            max_body_bytes: default_fhir_max_body_bytes(),
+            max_depth: default_fhir_max_depth(),
+            sender_ods: None,
+            default_recipients: Vec::new(),
+            delivery_timeout_ms: default_delivery_ack_timeout_ms(),
+            delivery_retry_max_ms: default_delivery_retry_max_ms(),
+            bearer_token_file: None,
+            deliver_tls: None,
+        }
+    }
+}
+
+fn default_fhir_max_body_bytes() -> usize {
+    10 * 1024 * 1024
+}
+
+fn default_fhir_max_depth() -> usize {
+    64
 }
 
 /// `[broker]`: the AMQP uplink's broker and the adapter's broker user.
@@ -292,6 +385,14 @@ impl AdapterSettings {
             tls.cert = base.join(&tls.cert);
             tls.key = base.join(&tls.key);
         }
+        if let Some(token) = &mut config.fhir.bearer_token_file {
+            *token = base.join(&*token);
+        }
+        if let Some(tls) = &mut config.fhir.deliver_tls {
+            tls.ca = base.join(&tls.ca);
+            tls.cert = tls.cert.as_ref().map(|cert| base.join(cert));
+            tls.key = tls.key.as_ref().map(|key| base.join(key));
+        }
         if let Some(broker) = &mut config.broker {
             broker.credentials = base.join(&broker.credentials);
         }
@@ -361,6 +462,7 @@ impl AdapterSettings {
             );
         }
         check_mllp_tls(settings, &mut problems);
+        check_fhir(&config.fhir, &mut problems);
         let exchange = topology.exchange(&config.exchange).cloned();
         match &exchange {
             None => problems.add(
@@ -384,6 +486,25 @@ impl AdapterSettings {
                         ),
                     );
                 }
+                if let Some(sender) = &config.fhir.sender_ods
+                    && !exchange.organisations.contains(sender)
+                {
+                    problems.add(
+                        "fhir.sender_ods",
+                        format!(
+                            "{sender} is not an organisation of exchange {}",
+                            exchange.id
+                        ),
+                    );
+                }
+                if let AdapterConfig::FhirR4 { deliver_to, .. } = &exchange.adapter
+                    && !(deliver_to.starts_with("http://") || deliver_to.starts_with("https://"))
+                {
+                    problems.add(
+                        "exchange.adapter.deliver_to",
+                        format!("{deliver_to} is not an http:// or https:// base URL"),
+                    );
+                }
                 if let AdapterConfig::Hl7v2Mllp { deliver_to, .. } = &exchange.adapter
                     && deliver_to.rsplit_once(':').is_none()
                 {
@@ -400,6 +521,48 @@ impl AdapterSettings {
             file: config,
             exchange,
         })
+    }
+}
+
+/// `[fhir]`: bounds, files that exist.
+fn check_fhir(settings: &FhirSettings, problems: &mut Problems) {
+    if settings.ack_wait_ms > 600_000 {
+        problems.add("fhir.ack_wait_ms", "must be at most 600000 (ten minutes)");
+    }
+    if !(1..=600_000).contains(&settings.delivery_timeout_ms) {
+        problems.add("fhir.delivery_timeout_ms", "must be 1 to 600000");
+    }
+    if !(100..=600_000).contains(&settings.delivery_retry_max_ms) {
+        problems.add("fhir.delivery_retry_max_ms", "must be 100 to 600000");
+    }
+    if !(1024..=512 * 1024 * 1024).contains(&settings.max_body_bytes) {
+        problems.add("fhir.max_body_bytes", "must be 1024 to 536870912");
+    }
+    if !(8..=128).contains(&settings.max_depth) {
+        problems.add("fhir.max_depth", "must be 8 to 128");
+    }
+    let mut file = |key: &str, path: &Path| {
+        if !path.is_file() {
+            problems.add(key, format!("{} is not a readable file", path.display()));
+        }
+    };
+    if let Some(token) = &settings.bearer_token_file {
+        file("fhir.bearer_token_file", token);
+    }
+    if let Some(tls) = &settings.deliver_tls {
+        file("fhir.deliver_tls.ca", &tls.ca);
+        if let Some(cert) = &tls.cert {
+            file("fhir.deliver_tls.cert", cert);
+        }
+        if let Some(key) = &tls.key {
+            file("fhir.deliver_tls.key", key);
+        }
+        if tls.cert.is_some() != tls.key.is_some() {
+            problems.add(
+                "fhir.deliver_tls",
+                "give both cert and key for a client certificate, or neither",
+            );
+        }
     }
 }
 

@@ -33,7 +33,8 @@ pub mod toml_file;
 pub mod topology;
 
 pub use adapter::{
-    AdapterBrokerConfig, AdapterFile, AdapterSettings, Hl7v2Settings, MllpDeliverTls, MllpListenTls,
+    AdapterBrokerConfig, AdapterFile, AdapterSettings, FhirDeliverTls, FhirSettings, Hl7v2Settings,
+    MllpDeliverTls, MllpListenTls,
 };
 pub use broker::BrokerConfig;
 pub use error::{ConfigError, Problem};

@@ -1,4 +1,4 @@
-//! `adapter` processes (kind `hl7v2-mllp`) for tests and benchmarks: the
+//! `adapter` processes (kinds `hl7v2-mllp` and `fhir-r4`) for tests and benchmarks: the
 //! topology change that makes an exchange an HL7 v2 one, the adapter's
 //! file, and the child process.
 
@@ -30,6 +30,33 @@ pub fn use_hl7v2_adapter(env: &TestEnv, exchange: &str, listen: u16, deliver_to:
                 "kind = \"native\"\n",
                 &format!(
                     "kind = \"hl7v2-mllp\"\nlisten = \"127.0.0.1:{listen}\"\ndeliver_to = \"127.0.0.1:{deliver_to}\"\n"
+                ),
+            )
+        })
+        .collect();
+    assert!(found, "{exchange} is not in the test topology");
+    std::fs::write(&file, blocks.join("[[exchange]]\n")).expect("topology.toml");
+}
+
+/// Makes `exchange` a FHIR R4 exchange in the environment's topology: its
+/// adapter listens on `listen` (127.0.0.1), deliveries go to the base URL
+/// `deliver_to`.
+pub fn use_fhir_adapter(env: &TestEnv, exchange: &str, listen: u16, deliver_to: &str) {
+    let file = env.topology_file();
+    let text = std::fs::read_to_string(&file).expect("topology.toml");
+    let header = format!("id = \"{exchange}\"");
+    let mut found = false;
+    let blocks: Vec<String> = text
+        .split("[[exchange]]\n")
+        .map(|block| {
+            if !block.starts_with(&header) {
+                return block.to_owned();
+            }
+            found = true;
+            block.replace(
+                "kind = \"native\"\n",
+                &format!(
+                    "kind = \"fhir-r4\"\nlisten = \"127.0.0.1:{listen}\"\ndeliver_to = \"{deliver_to}\"\n"
                 ),
             )
         })
@@ -70,6 +97,8 @@ pub struct AdapterOptions {
     pub extra_hl7v2: String,
     /// `LHCIE_LOG` for the process.
     pub log_level: &'static str,
+    /// Lines for the `[fhir]` table (kind `fhir-r4`).
+    pub fhir: String,
     /// The broker credentials file, for an exchange with the AMQP uplink
     /// (writes `[broker]`); see [`TestEnv::broker_credentials_file`].
     pub broker_credentials: Option<PathBuf>,
@@ -82,6 +111,7 @@ impl Default for AdapterOptions {
             extra_hl7v2: "delivery_retry_max_ms = 1000\n".into(),
             log_level: "info",
             broker_credentials: None,
+            fhir: "delivery_retry_max_ms = 1000\n".into(),
         }
     }
 }
@@ -95,7 +125,8 @@ pub struct AdapterProcess {
 impl AdapterProcess {
     /// Writes the adapter's file for `exchange` (connecting to the
     /// environment's hub with the exchange's certificate), starts it, and
-    /// waits until its MLLP listener on `listen` accepts connections.
+    /// waits until its listener (MLLP or HTTP) on `listen` accepts
+    /// connections.
     pub async fn start(
         env: &TestEnv,
         exchange: &str,
@@ -131,13 +162,16 @@ key = "{key}"
 path = "adapter-{exchange}"
 {broker}[hl7v2]
 ack_wait_ms = {ack_wait_ms}
-{extra}"#,
+{extra}
+[fhir]
+{fhir}"#,
                 grpc = env.grpc_port,
                 ca = env.pki.ca_cert().display(),
                 cert = env.pki.exchange_cert(&id).display(),
                 key = env.pki.exchange_key(&id).display(),
                 ack_wait_ms = options.ack_wait_ms,
                 extra = options.extra_hl7v2,
+                fhir = options.fhir,
             ),
         )
         .expect("adapter.toml");

@@ -34,12 +34,9 @@ pub trait AdapterKind: Send + Sync + 'static {
 /// Fails with a clear message for kinds this binary does not serve.
 pub fn check_supported(adapter: &AdapterConfig) -> anyhow::Result<()> {
     match adapter {
-        AdapterConfig::Hl7v2Mllp { .. } => Ok(()),
-        AdapterConfig::FhirR4 { .. } => anyhow::bail!(
-            "adapter kind \"fhir-r4\" is not implemented yet by this binary (only \"hl7v2-mllp\" is)"
-        ),
+        AdapterConfig::Hl7v2Mllp { .. } | AdapterConfig::FhirR4 { .. } => Ok(()),
         AdapterConfig::Native {} => anyhow::bail!(
-            "adapter kind \"native\": the local system speaks the canonical model itself; there is nothing for this binary to run (only \"hl7v2-mllp\" is served)"
+            "adapter kind \"native\": the local system speaks the canonical model itself (gRPC or AMQP to the hub); there is nothing for this binary to run (it serves \"hl7v2-mllp\" and \"fhir-r4\")"
         ),
     }
 }

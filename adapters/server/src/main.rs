@@ -25,6 +25,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod context;
+mod fhir;
 mod hl7v2;
 mod kind;
 mod runtime;

@@ -34,6 +34,7 @@ use lhcie_proto::hub as hubpb;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::AdapterContext;
+use crate::fhir::FhirR4;
 use crate::hl7v2::Hl7v2Mllp;
 use crate::kind::AdapterKind;
 
@@ -50,6 +51,10 @@ pub async fn serve(settings: AdapterSettings) -> anyhow::Result<()> {
     match ctx.exchange.adapter.clone() {
         AdapterConfig::Hl7v2Mllp { listen, deliver_to } => {
             let kind = Hl7v2Mllp::new(&ctx.exchange, listen, deliver_to, ctx.file.hl7v2.clone())?;
+            run(Arc::new(kind), ctx).await
+        }
+        AdapterConfig::FhirR4 { listen, deliver_to } => {
+            let kind = FhirR4::new(listen, &deliver_to, ctx.file.fhir.clone(), &ctx.store_dir)?;
             run(Arc::new(kind), ctx).await
         }
         other => crate::kind::check_supported(&other),

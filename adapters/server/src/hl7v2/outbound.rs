@@ -13,14 +13,20 @@
 //!   `delivery_retry_max_ms`), never acknowledged meanwhile; on shutdown the
 //!   delivery is handed back to the hub (retry).
 //!
-//! A delivery without an HL7 v2 original (canonical only, e.g. from a FHIR
-//! or native exchange) cannot be written
-//! as HL7 v2 yet: it is rejected (dead-lettered) with a clear reason.
+//! A delivery without an HL7 v2 original (e.g. from a FHIR or native
+//! exchange) is written as HL7 v2 from the canonical model
+//! (`lhcie_hl7v2::render_envelope`: a document as MDM^T02 with its
+//! attachments in OBX ED, a care event as ADT, a referral as REF^I12, a
+//! result as ORU^R01), MSH-6 the recipient organisation, MSH-10 derived
+//! from the message id (a redelivery renders the same bytes). What cannot
+//! be written (e.g. a document entered in error) is rejected
+//! (dead-lettered) with the reason.
 
 use std::time::Duration;
 
 use lhcie_adapter_kit::{Disposition, Incoming};
 use lhcie_config::Hl7v2Settings;
+use lhcie_hl7v2::{RenderContext, render_envelope};
 use lhcie_mllp::MllpSender;
 use lhcie_model::MEDIA_TYPE_HL7V2_ER7;
 use tokio_util::sync::CancellationToken;
@@ -28,8 +34,23 @@ use tokio_util::sync::CancellationToken;
 use super::acks::{LocalAnswer, read_local_ack};
 use crate::runtime::pause;
 
-/// The dead-letter reason for deliveries with no HL7 v2 original.
-pub const NO_HL7V2_ORIGINAL: &str = "no HL7 v2 original payload: delivering canonical-only envelopes as HL7 v2 is not supported yet";
+/// The HL7 v2 bytes for a delivery: the original if it is HL7 v2, else
+/// rendered from the canonical model.
+fn hl7v2_bytes(incoming: &Incoming) -> Result<Vec<u8>, String> {
+    if let Some(original) = incoming
+        .envelope
+        .original
+        .as_ref()
+        .filter(|o| o.media_type == MEDIA_TYPE_HL7V2_ER7 && !o.content.is_empty())
+    {
+        return Ok(original.content.to_vec());
+    }
+    let envelope = lhcie_model::Envelope::try_from(incoming.envelope.clone())
+        .map_err(|e| format!("invalid envelope: {e}"))?;
+    let facility = incoming.recipients.first().cloned().unwrap_or_default();
+    let ctx = RenderContext::new("", facility, time::OffsetDateTime::now_utc());
+    render_envelope(&envelope, &ctx).map_err(|e| format!("cannot be written as HL7 v2: {e}"))
+}
 
 /// Delivers one envelope; see the module docs.
 pub async fn deliver(
@@ -39,16 +60,14 @@ pub async fn deliver(
     shutdown: &CancellationToken,
 ) -> Disposition {
     let message_id = incoming.envelope.message_id.as_str();
-    let Some(original) = incoming
-        .envelope
-        .original
-        .as_ref()
-        .filter(|o| o.media_type == MEDIA_TYPE_HL7V2_ER7 && !o.content.is_empty())
-    else {
-        tracing::warn!(%message_id, "delivery has no HL7 v2 original; rejected");
-        return Disposition::Rejected(NO_HL7V2_ORIGINAL.into());
+    let content = match hl7v2_bytes(&incoming) {
+        Ok(content) => content,
+        Err(reason) => {
+            tracing::warn!(%message_id, reason = %reason, "delivery cannot be written as HL7 v2; rejected");
+            return Disposition::Rejected(reason);
+        }
     };
-    let content = &original.content;
+    let content = &content;
     let control_id = lhcie_hl7v2::parse_message(content)
         .ok()
         .and_then(|m| m.msh().value(10, 1, 1, 1).map(str::to_owned));
@@ -250,7 +269,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_canonical_only_envelope_is_rejected_without_sending() {
+    async fn an_invalid_canonical_only_envelope_is_rejected_without_sending() {
         let (address, calls, _) = local_system("AA", 0).await;
         for original in [None, Some(("application/fhir+json", &b"{}"[..]))] {
             let disposition = deliver(
@@ -260,8 +279,60 @@ mod tests {
                 &CancellationToken::new(),
             )
             .await;
-            assert_eq!(disposition, Disposition::Rejected(NO_HL7V2_ORIGINAL.into()));
+            let Disposition::Rejected(reason) = disposition else {
+                panic!("{disposition:?}");
+            };
+            assert!(reason.starts_with("invalid envelope"), "{reason}");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_canonical_only_document_is_written_as_mdm_t02() {
+        // A local system that acknowledges whatever control id it gets.
+        let listener = MllpListener::bind("127.0.0.1:0", ListenerConfig::default())
+            .await
+            .unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, r) = (calls.clone(), received.clone());
+        tokio::spawn(listener.serve(
+            move |message: Bytes, _peer: PeerInfo| {
+                c.fetch_add(1, Ordering::SeqCst);
+                r.lock().unwrap().push(message.clone());
+                let id = lhcie_hl7v2::parse_message(&message)
+                    .ok()
+                    .and_then(|m| m.value("MSH", 10, 1, 1, 1).map(str::to_owned))
+                    .unwrap_or_default();
+                async move {
+                    Bytes::from(format!(
+                        "MSH|^~\\&|EPR|RAL|LHCIE|RYJ|20260101||ACK|R1|P|2.4\rMSA|AA|{id}\r"
+                    ))
+                }
+            },
+            CancellationToken::new(),
+        ));
+        let mut envelope = pb::Envelope::from(lhcie_model::examples::discharge_summary());
+        envelope.original = None;
+        let incoming = Incoming {
+            envelope,
+            recipients: vec!["RAL".into()],
+            redelivered: false,
+        };
+        let disposition = deliver(
+            &sender(&address),
+            &settings(),
+            incoming,
+            &CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(disposition, Disposition::Delivered);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let sent = received.lock().unwrap()[0].clone();
+        let message = lhcie_hl7v2::parse_message(&sent).unwrap();
+        assert_eq!(message.value("MSH", 9, 1, 1, 1), Some("MDM"));
+        assert_eq!(message.value("MSH", 9, 1, 2, 1), Some("T02"));
+        assert_eq!(message.value("MSH", 6, 1, 1, 1), Some("RAL"));
     }
 }

@@ -71,19 +71,39 @@ pub fn acceptor(tls: &MllpListenTls) -> anyhow::Result<TlsAcceptor> {
 /// The sender's TLS: the CA the local system's certificate must chain to,
 /// the name it must carry, and optionally a client certificate.
 pub fn connector(tls: &MllpDeliverTls) -> anyhow::Result<(TlsConnector, ServerName<'static>)> {
+    let config = client_config(&tls.ca, tls.cert.as_deref(), tls.key.as_deref())?;
+    let name = ServerName::try_from(tls.server_name.clone())
+        .with_context(|| format!("{} is not a valid server name", tls.server_name))?;
+    Ok((TlsConnector::from(Arc::new(config)), name))
+}
+
+/// A TLS client configuration trusting `ca`, presenting `cert` and `key`
+/// if both are given (also used by the `fhir-r4` kind's HTTP client).
+pub fn client_config(
+    ca: &Path,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> anyhow::Result<ClientConfig> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
-        .with_root_certificates(roots(&tls.ca)?);
-    let config = match (&tls.cert, &tls.key) {
+        .with_root_certificates(roots(ca)?);
+    Ok(match (cert, key) {
         (Some(cert), Some(key)) => builder
             .with_client_auth_cert(certificates(cert)?, private_key(key)?)
             .with_context(|| format!("the client certificate {}", cert.display()))?,
         _ => builder.with_no_client_auth(),
-    };
-    let name = ServerName::try_from(tls.server_name.clone())
-        .with_context(|| format!("{} is not a valid server name", tls.server_name))?;
-    Ok((TlsConnector::from(Arc::new(config)), name))
+    })
+}
+
+/// A TLS client configuration that trusts nothing (for an HTTP client
+/// that is only ever given `http://` addresses).
+pub fn no_trust_config() -> anyhow::Result<ClientConfig> {
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth())
 }
 
 #[cfg(test)]

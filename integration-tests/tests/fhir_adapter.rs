@@ -1,0 +1,527 @@
+//! The `adapter` binary of kind `fhir-r4`, end to end with real processes,
+//! the real hub and RabbitMQ, and independent systems on both sides: a
+//! Python FHIR client (urllib) posts as Imperial's EPR, a Python FHIR
+//! endpoint validates with `fhir.resources` what a trust receives, hl7apy's
+//! MLLP server plays an HL7 v2 trust and python-hl7's MLLP client an HL7
+//! v2 sender. Cross-format both ways, acknowledgements back to the sender,
+//! and bad input. Needs the Python environment `make test` prepares.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use lhcie_integration_tests::adapter::{
+    AdapterOptions, AdapterProcess, use_fhir_adapter, use_hl7v2_adapter,
+};
+use lhcie_integration_tests::env::{TestEnv, with_env};
+use lhcie_integration_tests::hub::HubProcess;
+use lhcie_integration_tests::{free_port, python, repository};
+use serde_json::Value;
+
+/// Imperial (RYJ) sends, the Royal Free (RAL) receives.
+const SENDER: &str = "nwl-imperial";
+const RECEIVER: &str = "ncl-royal-free";
+
+fn fixture(name: &str) -> PathBuf {
+    repository()
+        .join("adapters/fhir-r4/tests/fixtures/handwritten")
+        .join(name)
+}
+
+/// The handwritten discharge summary (RYJ → RAL, ~26 KB, a Composition and
+/// a PDF DocumentReference); its MessageHeader id.
+const DISCHARGE: &str = "discharge_summary_message.json";
+const DISCHARGE_HEADER_ID: &str = "9a1c2e3f-0000-4000-8000-000000000000";
+
+/// A child process killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a Python script that prints one ready line.
+fn start_python(script: &str, args: &[String]) -> Process {
+    let mut child = Command::new(python())
+        .arg(repository().join("integration-tests/python").join(script))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting a Python test system");
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut ready)
+        .expect("reading the ready line");
+    assert!(
+        ready.starts_with("READY"),
+        "{script} did not start: {ready:?}"
+    );
+    Process(child)
+}
+
+/// A trust's FHIR endpoint (fhir_server.py): what it received, validated.
+struct FhirSystem {
+    _process: Process,
+    out: PathBuf,
+    port: u16,
+}
+
+/// One message a FHIR system received.
+struct Received {
+    body: Value,
+    verdict: String,
+    meta: Value,
+}
+
+impl FhirSystem {
+    fn start(env: &TestEnv, name: &str, answer: &str) -> Self {
+        let port = free_port();
+        let out = env.dir().join(name);
+        let process = start_python(
+            "fhir_server.py",
+            &[
+                "--port".into(),
+                port.to_string(),
+                "--out".into(),
+                out.display().to_string(),
+                "--answer".into(),
+                answer.into(),
+            ],
+        );
+        Self {
+            _process: process,
+            out,
+            port,
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}/fhir", self.port)
+    }
+
+    fn received(&self) -> Vec<Received> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.out)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "verdict"));
+        files.sort();
+        files
+            .iter()
+            .map(|verdict| Received {
+                body: serde_json::from_slice(
+                    &std::fs::read(verdict.with_extension("json")).unwrap(),
+                )
+                .unwrap(),
+                verdict: std::fs::read_to_string(verdict).unwrap(),
+                meta: serde_json::from_slice(
+                    &std::fs::read(verdict.with_extension("meta")).unwrap(),
+                )
+                .unwrap(),
+            })
+            .collect()
+    }
+
+    async fn wait_for(&self, count: usize, logs: impl Fn() -> String) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let received = self.received();
+            if received.len() >= count {
+                return received;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} of {count} messages arrived\n{}",
+                received.len(),
+                logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// An HL7 v2 trust's MLLP endpoint (hl7apy's server, mllp_server.py).
+struct MllpSystem {
+    _process: Process,
+    out: PathBuf,
+}
+
+impl MllpSystem {
+    fn start(env: &TestEnv, port: u16) -> Self {
+        let out = env.dir().join("mllp-received.hex");
+        let process = start_python(
+            "mllp_server.py",
+            &[
+                "--port".into(),
+                port.to_string(),
+                "--out".into(),
+                out.display().to_string(),
+            ],
+        );
+        Self {
+            _process: process,
+            out,
+        }
+    }
+
+    fn received(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let bytes: Vec<u8> = (0..line.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&line[i..i + 2], 16).unwrap())
+                    .collect();
+                String::from_utf8(bytes).unwrap()
+            })
+            .collect()
+    }
+}
+
+/// What the independent FHIR client got back.
+struct Posted {
+    status: u16,
+    verdict: String,
+    body: Value,
+}
+
+fn post(url: &str, file: &Path, content_type: &str) -> Posted {
+    let output = Command::new(python())
+        .arg(repository().join("integration-tests/python/fhir_post.py"))
+        .args(["--url", url, "--content-type", content_type, "--file"])
+        .arg(file)
+        .output()
+        .expect("running the Python FHIR client");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut lines = stdout.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .strip_prefix("STATUS ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let verdict = lines
+        .next()
+        .unwrap()
+        .strip_prefix("VERDICT ")
+        .unwrap()
+        .to_owned();
+    let body = serde_json::from_str(lines.next().unwrap()).unwrap();
+    Posted {
+        status,
+        verdict,
+        body,
+    }
+}
+
+/// The resources of a Bundle of the given type.
+fn resources<'a>(bundle: &'a Value, resource_type: &str) -> Vec<&'a Value> {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| &e["resource"])
+        .filter(|r| r["resourceType"] == resource_type)
+        .collect()
+}
+
+/// The ITK3 response code and `MessageHeader.response` of a response Bundle.
+fn response_of(bundle: &Value) -> (String, String, String) {
+    let header = resources(bundle, "MessageHeader")[0];
+    let outcome = resources(bundle, "OperationOutcome")[0];
+    (
+        header["response"]["identifier"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+        header["response"]["code"].as_str().unwrap_or("").to_owned(),
+        outcome["issue"][0]["details"]["coding"][0]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+    )
+}
+
+fn field_of(message: &str, segment: &str, n: usize) -> Vec<String> {
+    message
+        .split('\r')
+        .filter(|l| l.starts_with(&format!("{segment}|")))
+        .map(|line| {
+            let n = if segment == "MSH" { n - 1 } else { n };
+            line.split('|').nth(n).unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fhir_discharge_summary_reaches_an_hl7v2_trust_as_mdm_with_its_pdf() {
+    with_env(TestEnv::new("fhir-to-hl7"), |env| async move {
+        let (fhir_listen, mllp_listen, mllp_local) = (free_port(), free_port(), free_port());
+        let imperial = FhirSystem::start(&env, "imperial", "ok");
+        use_fhir_adapter(&env, SENDER, fhir_listen, &imperial.base());
+        use_hl7v2_adapter(&env, RECEIVER, mllp_listen, mllp_local);
+        let royal_free = MllpSystem::start(&env, mllp_local);
+        let hub = HubProcess::start(&env).await;
+        let options = AdapterOptions::default();
+        let mut sending = AdapterProcess::start(&env, SENDER, fhir_listen, &options).await;
+        let mut receiving = AdapterProcess::start(&env, RECEIVER, mllp_listen, &options).await;
+        let logs = || {
+            format!(
+                "--- FHIR adapter\n{}\n--- HL7 adapter\n{}\n--- hub\n{}",
+                sending.log(),
+                receiving.log(),
+                hub.log()
+            )
+        };
+        let url = format!("http://127.0.0.1:{fhir_listen}/$process-message");
+
+        let answer = post(&url, &fixture(DISCHARGE), "application/fhir+json");
+        assert_eq!(answer.status, 200, "{}\n{}", answer.body, logs());
+        assert_eq!(answer.verdict, "valid");
+        assert_eq!(
+            response_of(&answer.body),
+            (DISCHARGE_HEADER_ID.into(), "ok".into(), "20013".into())
+        );
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while royal_free.received().is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "{}", logs());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mdm = royal_free.received().remove(0);
+        assert!(
+            field_of(&mdm, "MSH", 9)[0].starts_with("MDM^T02"),
+            "{mdm:?}"
+        );
+        assert_eq!(field_of(&mdm, "MSH", 6)[0], "RAL");
+        let bundle: Value =
+            serde_json::from_slice(&std::fs::read(fixture(DISCHARGE)).unwrap()).unwrap();
+        let nhs = resources(&bundle, "Patient")[0]["identifier"][0]["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(field_of(&mdm, "PID", 3)[0].contains(&nhs), "{mdm:?}");
+        // The PDF arrives byte for byte in an OBX ED.
+        let pdf = resources(&bundle, "DocumentReference")[0]["content"][0]["attachment"]["data"]
+            .as_str()
+            .unwrap();
+        let pdf = base64::engine::general_purpose::STANDARD
+            .decode(pdf)
+            .unwrap();
+        let ed: Vec<String> = field_of(&mdm, "OBX", 5)
+            .into_iter()
+            .zip(field_of(&mdm, "OBX", 2))
+            .filter(|(_, kind)| kind == "ED")
+            .map(|(value, _)| value)
+            .collect();
+        assert_eq!(ed.len(), 1, "{mdm:?}");
+        let data = ed[0].split('^').nth(4).unwrap();
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .unwrap(),
+            pdf
+        );
+        // The sections travel as text.
+        assert!(
+            field_of(&mdm, "OBX", 2)
+                .iter()
+                .filter(|k| *k == "TX" || *k == "FT")
+                .count()
+                >= 2
+        );
+
+        // The same message again: the duplicate code, no second delivery.
+        let again = post(&url, &fixture(DISCHARGE), "application/fhir+json");
+        assert_eq!(again.status, 200);
+        assert_eq!(
+            response_of(&again.body),
+            (
+                DISCHARGE_HEADER_ID.into(),
+                "fatal-error".into(),
+                "20007".into()
+            )
+        );
+        // Bad input: clear errors, nothing forwarded.
+        let lower = post(
+            &url,
+            &fixture("bad_lower_case_ods_system.json"),
+            "application/fhir+json",
+        );
+        assert_eq!(lower.status, 422, "{}", lower.body);
+        assert_eq!(lower.verdict, "valid");
+        assert!(
+            lower.body["issue"][0]["expression"][0]
+                .as_str()
+                .unwrap()
+                .ends_with(".system"),
+            "{}",
+            lower.body
+        );
+        let not_json = post(&url, &fixture("not_json.txt"), "application/fhir+json");
+        assert_eq!(not_json.status, 400, "{}", not_json.body);
+        let wrong_type = post(&url, &fixture(DISCHARGE), "text/plain");
+        assert_eq!(wrong_type.status, 415, "{}", wrong_type.body);
+        let huge = env.dir().join("huge.json");
+        std::fs::write(&huge, vec![b' '; 11 * 1024 * 1024]).unwrap();
+        let too_large = post(&url, &huge, "application/fhir+json");
+        assert_eq!(too_large.status, 413, "{}", too_large.body);
+        let deep = env.dir().join("deep.json");
+        std::fs::write(&deep, "[".repeat(100_000) + &"]".repeat(100_000)).unwrap();
+        assert_eq!(post(&url, &deep, "application/fhir+json").status, 400);
+
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(royal_free.received().len(), 1, "{}", logs());
+        assert!(!logs().contains(&nhs), "an NHS number was logged");
+        assert!(sending.stop().await, "{}", sending.log());
+        assert!(receiving.stop().await, "{}", receiving.log());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hl7v2_admission_reaches_a_fhir_trust_as_a_valid_event_message() {
+    with_env(TestEnv::new("hl7-to-fhir"), |env| async move {
+        let (mllp_listen, mllp_local, fhir_listen) = (free_port(), free_port(), free_port());
+        let royal_free = FhirSystem::start(&env, "royal-free", "ok");
+        use_hl7v2_adapter(&env, SENDER, mllp_listen, mllp_local);
+        use_fhir_adapter(&env, RECEIVER, fhir_listen, &royal_free.base());
+        let hub = HubProcess::start(&env).await;
+        let options = AdapterOptions::default();
+        let mut sending = AdapterProcess::start(&env, SENDER, mllp_listen, &options).await;
+        let mut receiving = AdapterProcess::start(&env, RECEIVER, fhir_listen, &options).await;
+        let logs = || {
+            format!(
+                "--- HL7 adapter\n{}\n--- FHIR adapter\n{}\n--- hub\n{}",
+                sending.log(),
+                receiving.log(),
+                hub.log()
+            )
+        };
+        // The NHS ITK ADT^A01 example (Apache-2.0), from RYJ to RAL.
+        let fixture = std::fs::read_to_string(
+            repository().join("adapters/hl7v2/tests/fixtures/corpus/uk-itk/adt_a01.hl7"),
+        )
+        .unwrap();
+        let mut lines: Vec<String> = fixture.lines().map(str::to_owned).collect();
+        lines[0] = "MSH|^~\\&|PAS|RYJ|EPR|RAL|202601011200||ADT^A01^ADT_A01|FHIR0001|P|2.4|1||||GBR|UNICODE|EN||iTKv1.0".into();
+        let message = env.dir().join("adt.hl7");
+        std::fs::write(&message, lines.join("\r") + "\r").unwrap();
+        let output = Command::new(python())
+            .arg(repository().join("integration-tests/python/mllp_client.py"))
+            .args(["--port", &mllp_listen.to_string()])
+            .arg(&message)
+            .output()
+            .unwrap();
+        let acks = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(acks.contains(" AA FHIR0001 "), "{acks}\n{}", logs());
+
+        let received = royal_free.wait_for(1, logs).await;
+        let bundle = &received[0];
+        assert_eq!(bundle.verdict, "valid", "{}", bundle.body);
+        assert_eq!(bundle.meta["path"], "/fhir/$process-message");
+        assert_eq!(bundle.meta["content_type"], "application/fhir+json");
+        assert_eq!(bundle.body["type"], "message");
+        let patient = resources(&bundle.body, "Patient");
+        assert_eq!(patient.len(), 1, "{}", bundle.body);
+        assert_eq!(
+            patient[0]["identifier"][0]["system"],
+            "https://fhir.nhs.uk/Id/nhs-number"
+        );
+        assert_eq!(patient[0]["identifier"][0]["value"], "3333333333");
+        assert_eq!(resources(&bundle.body, "Encounter").len(), 1, "{}", bundle.body);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(royal_free.received().len(), 1, "{}", logs());
+        assert!(!logs().contains("3333333333"), "an NHS number was logged");
+        assert!(sending.stop().await, "{}", sending.log());
+        assert!(receiving.stop().await, "{}", receiving.log());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_travel_back_to_the_fhir_sender() {
+    with_env(TestEnv::new("fhir-acks"), |env| async move {
+        let (imperial_listen, royal_free_listen) = (free_port(), free_port());
+        let imperial = FhirSystem::start(&env, "imperial", "ok");
+        // The Royal Free's system takes the message and answers that the
+        // patient is not known there (a business response).
+        let royal_free = FhirSystem::start(&env, "royal-free", "business:30002");
+        use_fhir_adapter(&env, SENDER, imperial_listen, &imperial.base());
+        use_fhir_adapter(&env, RECEIVER, royal_free_listen, &royal_free.base());
+        let hub = HubProcess::start(&env).await;
+        let options = AdapterOptions::default();
+        let mut sending = AdapterProcess::start(&env, SENDER, imperial_listen, &options).await;
+        // The Royal Free's endpoint wants a bearer token.
+        let token = env.dir().join("royal-free-token");
+        std::fs::write(&token, "s3cret-token\n").unwrap();
+        let with_token = AdapterOptions {
+            fhir: format!(
+                "delivery_retry_max_ms = 1000\nbearer_token_file = \"{}\"\n",
+                token.display()
+            ),
+            ..AdapterOptions::default()
+        };
+        let mut receiving =
+            AdapterProcess::start(&env, RECEIVER, royal_free_listen, &with_token).await;
+        let logs = || {
+            format!(
+                "--- Imperial adapter\n{}\n--- Royal Free adapter\n{}\n--- hub\n{}",
+                sending.log(),
+                receiving.log(),
+                hub.log()
+            )
+        };
+        let url = format!("http://127.0.0.1:{imperial_listen}/$process-message");
+        let answer = post(&url, &fixture(DISCHARGE), "application/fhir+json");
+        assert_eq!(answer.status, 200, "{}", answer.body);
+
+        // Delivered unchanged to the Royal Free, with the token.
+        let delivered = royal_free.wait_for(1, logs).await;
+        assert_eq!(delivered[0].meta["authorization"], "Bearer s3cret-token");
+        assert!(!logs().contains("s3cret"), "the token was logged");
+        assert_eq!(
+            delivered[0].body,
+            serde_json::from_slice::<Value>(&std::fs::read(fixture(DISCHARGE)).unwrap()).unwrap()
+        );
+        // Both acknowledgements reach Imperial's system as ITK3 response
+        // messages answering its own MessageHeader id.
+        let responses = imperial.wait_for(2, logs).await;
+        let mut got: Vec<(String, String, String)> =
+            responses.iter().map(|r| response_of(&r.body)).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (
+                    DISCHARGE_HEADER_ID.into(),
+                    "fatal-error".into(),
+                    "30002".into()
+                ),
+                (DISCHARGE_HEADER_ID.into(), "ok".into(), "20013".into()),
+            ],
+            "{}",
+            logs()
+        );
+        for response in &responses {
+            assert_eq!(response.verdict, "valid", "{}", response.body);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(imperial.received().len(), 2, "{}", logs());
+        assert!(sending.stop().await, "{}", sending.log());
+        assert!(receiving.stop().await, "{}", receiving.log());
+    })
+    .await;
+}

@@ -61,11 +61,20 @@
 //!   connections for 15 s, p99 at most 20 ms;
 //!   `hl7_mllp_raw_ack_p50/p99_at_1000` the reference's at the same load.
 //!
+//! FHIR message ingest ([`fhir`]): 20 concurrent HTTP clients post a
+//! ~26 KB discharge summary message to an `adapter` of kind `fhir-r4`:
+//! - `fhir_http_raw_reference`: the reference, an in-process HTTP server
+//!   answering 200 at once;
+//! - `fhir_ingest`: messages/s answered 200 (durably stored), ratio to the
+//!   reference; `fhir_response_p50/p99_at_200`: response time at 200/s;
+//! - `fhir_translate` (ratio to `fhir_json_parse`, the same bytes into a
+//!   JSON value) and `fhir_translate_cost` (µs per message), on one core.
+//!
 //! `lhcie-bench scale` ([`scale`], `make bench-scale`): 12 million
 //! patients' directives imported, the registry's disk and memory, a node
 //! restart, and a hub's copy of all of it.
 //!
-//! `LHCIE_BENCH_ONLY=raw|grpc|amqp|latency|decisions|hl7|mllp|registry` runs one
+//! `LHCIE_BENCH_ONLY=raw|grpc|amqp|latency|decisions|hl7|mllp|fhir|registry` runs one
 //! part; `LHCIE_BENCH_COUNT` sets the messages per hub throughput run
 //! (40,000), `LHCIE_BENCH_MLLP_CONNECTIONS` the MLLP connections (50;
 //! other values for diagnosis only); `LHCIE_BENCH_VERBOSE=1` prints more.
@@ -75,6 +84,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod decisions;
+mod fhir;
 mod hl7;
 mod hub;
 mod mllp;
@@ -136,6 +146,9 @@ async fn main() {
     }
     if runs("mllp") {
         mllp::run().await;
+    }
+    if runs("fhir") {
+        fhir::run().await;
     }
     if runs("registry") {
         registry::run().await;

@@ -314,12 +314,12 @@ async fn fixed_rate(
 /// Drains the receiving exchange's egress queue (manual acks, prefetch
 /// 1000, acknowledged 100 at a time with `multiple`, or after 5 ms
 /// without a further delivery), counting deliveries, until `stop`.
-async fn drain(
+pub(super) async fn drain(
     env: &TestEnv,
     count: Arc<AtomicU64>,
     stop: CancellationToken,
 ) -> (lapin::Connection, tokio::task::JoinHandle<()>) {
-    let connection = lhcie_broker::connect(&env.broker(), "bench mllp receiver")
+    let connection = lhcie_broker::connect(&env.broker(), "bench receiver")
         .await
         .unwrap();
     let channel = connection.create_channel().await.unwrap();
@@ -373,7 +373,11 @@ async fn drain(
 
 /// Waits until `expected` messages reached the receiving queue; an error
 /// if they did not within two minutes.
-async fn wait_delivered(count: &AtomicU64, expected: u64, phase: char) -> Result<(), String> {
+pub(super) async fn wait_delivered(
+    count: &AtomicU64,
+    expected: u64,
+    phase: char,
+) -> Result<(), String> {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(120);
     loop {
@@ -381,7 +385,7 @@ async fn wait_delivered(count: &AtomicU64, expected: u64, phase: char) -> Result
         if arrived >= expected {
             if verbose() {
                 eprintln!(
-                    "bench mllp: phase {phase}: all {expected} at the receiving queue {:.1} s after the last ACK",
+                    "bench: phase {phase}: all {expected} at the receiving queue {:.1} s after the last ACK",
                     start.elapsed().as_secs_f64()
                 );
             }
@@ -434,6 +438,7 @@ pub async fn run() {
             // an operator would pay for it under load.
             log_level: "warn",
             broker_credentials: None,
+            fhir: String::new(),
         },
     )
     .await;

@@ -7,8 +7,10 @@
 #   3. makes a development PKI (CA, hub certificate, one client certificate
 #      per exchange) and one broker user per exchange;
 #   4. starts the hub (which follows the registry), two native adapters, and
-#      an HL7 v2 / MLLP adapter (`adapter serve`) for every exchange of kind
-#      hl7v2-mllp, plus (with .venv) a stand-in MLLP system for Barts;
+#      an `adapter serve` for every exchange of kind hl7v2-mllp or fhir-r4
+#      (those with uplink = "amqp" as their broker user), plus (with .venv)
+#      a stand-in MLLP system for Barts and a FHIR system for London North
+#      West;
 #   5. asks the registry to explain one permitted and one denied flow, then
 #      sends both as discharge summaries from Imperial (RYJ, North West
 #      London) to the Royal Free (RAL, North Central London) and shows the
@@ -87,11 +89,27 @@ adapter nwl-imperial
 adapter ncl-royal-free
 sleep 1
 
-say "Starting HL7 v2 / MLLP adapters for the exchanges of kind hl7v2-mllp (MLLP on 127.0.0.1:261xx)"
+say "Starting an adapter for every exchange of kind hl7v2-mllp (MLLP on 127.0.0.1:261xx) and fhir-r4 (HTTP on 127.0.0.1:281xx)"
 rm -rf "$var"/adapter-store-*
 mkdir -p "$var/adapters"
-hl7_exchanges=$(awk '/^\[\[exchange\]\]/{id=""} /^id = /{gsub(/"/, "", $3); id=$3} /^kind = "hl7v2-mllp"/{print id}' config/demo/topology.toml)
-for id in $hl7_exchanges; do
+exchanges_of() { # kind -> exchange ids
+  awk -v kind="$1" '/^\[\[exchange\]\]/{id=""} /^id = /{gsub(/"/, "", $3); id=$3} $0 == "kind = \"" kind "\"" {print id}' config/demo/topology.toml
+}
+amqp_uplinks=$(awk '/^\[\[exchange\]\]/{id=""} /^id = /{gsub(/"/, "", $3); id=$3} /^uplink = "amqp"/{print id}' config/demo/topology.toml)
+hl7_exchanges=$(exchanges_of hl7v2-mllp)
+fhir_exchanges=$(exchanges_of fhir-r4)
+started=""
+for id in $hl7_exchanges $fhir_exchanges; do
+  broker=""
+  if echo "$amqp_uplinks" | grep -qx "$id"; then
+    if [ ! -s "$var/secrets/broker-users.toml" ]; then
+      echo "($id uses the AMQP uplink but no broker users were created; not started)"
+      continue
+    fi
+    broker="[broker]
+url = \"amqp://127.0.0.1:5672/%2f\"
+credentials = \"../secrets/broker-users.toml\""
+  fi
   cat >"$var/adapters/$id.toml" <<EOT
 topology = "../../config/demo/topology.toml"
 exchange = "$id"
@@ -103,19 +121,28 @@ cert = "../pki/exchanges/$id.pem"
 key = "../pki/exchanges/$id.key"
 [store]
 path = "../adapter-store-$id"
+$broker
 EOT
   "$bin/adapter" check-config --config "$var/adapters/$id.toml" >/dev/null
   LHCIE_LOG=info nohup "$bin/adapter" serve --config "$var/adapters/$id.toml" \
     >"$var/log/adapter-$id.out" 2>"$var/log/adapter-$id.log" &
   echo $! >"$var/run/adapter-$id.pid"
+  started="$started $id"
 done
 echo "$(echo $hl7_exchanges | wc -w) HL7 v2 adapters: $(echo $hl7_exchanges)"
+echo "$(echo $fhir_exchanges | wc -w) FHIR R4 adapters: $(echo $fhir_exchanges)"
 if [ -x .venv/bin/python ]; then
   # Barts' (nel-barts, R1H) local system: answers AA, records what arrives.
   rm -f "$var/received-nel-barts.hex"
   nohup .venv/bin/python integration-tests/python/mllp_server.py --port 27108 \
     --out "$var/received-nel-barts.hex" >"$var/log/mllp-nel-barts.log" 2>&1 &
   echo $! >"$var/run/mllp-nel-barts.pid"
+  # London North West's (nwl-lnwh, R1K) FHIR system: takes the responses
+  # its messages earn, validates and records them.
+  rm -rf "$var/received-nwl-lnwh"
+  nohup .venv/bin/python integration-tests/python/fhir_server.py --port 29116 \
+    --out "$var/received-nwl-lnwh" >"$var/log/fhir-nwl-lnwh.log" 2>&1 &
+  echo $! >"$var/run/fhir-nwl-lnwh.pid"
 fi
 sleep 1
 
@@ -144,6 +171,26 @@ if [ -x .venv/bin/mllp_send ]; then
   sleep 2
   say "At Barts' local MLLP system (var/received-nel-barts.hex, one message per line): the MSH as sent"
   head -1 "$var/received-nel-barts.hex" 2>/dev/null | xxd -r -p | tr '\r' '\n' | head -1
+
+  say "Posting a FHIR discharge summary from London North West (R1K, FHIR) to Barts (R1H, HL7 v2)"
+  echo "\$ curl -s -X POST -H 'content-type: application/fhir+json' --data-binary @config/demo/fhir/discharge_summary_r1k_to_r1h.json 'http://127.0.0.1:28116/\$process-message'"
+  curl -s -X POST -H 'content-type: application/fhir+json' \
+    --data-binary @config/demo/fhir/discharge_summary_r1k_to_r1h.json \
+    'http://127.0.0.1:28116/$process-message' | .venv/bin/python -c '
+import json, sys
+bundle = json.load(sys.stdin)
+for entry in bundle.get("entry", []):
+    resource = entry["resource"]
+    if resource["resourceType"] == "MessageHeader":
+        print("MessageHeader.response:", json.dumps(resource.get("response", {}).get("code")),
+              "answering", resource.get("response", {}).get("identifier"))
+    if resource["resourceType"] == "OperationOutcome":
+        print("OperationOutcome:", json.dumps(resource["issue"][0].get("details")))
+'
+
+  sleep 2
+  say "At Barts' local MLLP system: the same document as HL7 v2 MDM^T02 (segment names and types)"
+  sed -n 2p "$var/received-nel-barts.hex" 2>/dev/null | xxd -r -p | tr '\r' '\n' | cut -c1-60 | grep -E '^(MSH|TXA|OBX)' | head -8
 fi
 
 cat <<EOT
@@ -154,6 +201,7 @@ Running now:
                            (/readyz, /adapters, /audit/messages/<id>, /audit/patients/<nhs-number>); log var/log/hub.log
   native adapters          nwl-imperial, ncl-royal-free (logs var/log/adapter-*.log)
   HL7 v2 adapters          $(echo $hl7_exchanges) (configs var/adapters/, logs var/log/adapter-*.log)
+  FHIR R4 adapters         $(echo $fhir_exchanges) (POST http://127.0.0.1:281xx/\$process-message)
 Try:
   $bin/registry directive set --id DIR-DEMO-9 --nhs 9434765919 --deny-organisation RAL --from 2026-01-01 --source patient-account
   $bin/registry decide --nhs 9434765919 --sender RYJ --recipient RAL --category discharge-summary
@@ -161,5 +209,6 @@ Try:
   $bin/native-adapter --exchange nwl-imperial send --example care-event --from RYJ
   curl -s http://127.0.0.1:9464/audit/patients/9000000009
   .venv/bin/mllp_send --loose --port 26103 --file config/demo/hl7v2/adt_a01_rke_to_r1h.hl7 127.0.0.1
+  curl -s -X POST -H 'content-type: application/fhir+json' --data-binary @config/demo/fhir/discharge_summary_r1k_to_r1h.json 'http://127.0.0.1:28116/\$process-message'
 Stop everything with:  make stop
 EOT

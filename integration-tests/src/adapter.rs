@@ -11,10 +11,8 @@ use tokio::time::Instant;
 
 use crate::env::TestEnv;
 
-/// Makes `exchange` an HL7 v2 / MLLP exchange in the environment's
-/// topology: its adapter listens on `listen`, its local system on
-/// `deliver_to` (both on 127.0.0.1).
-pub fn use_hl7v2_adapter(env: &TestEnv, exchange: &str, listen: u16, deliver_to: u16) {
+/// Rewrites `exchange`'s block of the environment's topology with `edit`.
+fn edit_exchange(env: &TestEnv, exchange: &str, edit: impl Fn(&str) -> String) {
     let file = env.topology_file();
     let text = std::fs::read_to_string(&file).expect("topology.toml");
     let header = format!("id = \"{exchange}\"");
@@ -22,69 +20,55 @@ pub fn use_hl7v2_adapter(env: &TestEnv, exchange: &str, listen: u16, deliver_to:
     let blocks: Vec<String> = text
         .split("[[exchange]]\n")
         .map(|block| {
-            if !block.starts_with(&header) {
-                return block.to_owned();
+            if block.starts_with(&header) {
+                found = true;
+                edit(block)
+            } else {
+                block.to_owned()
             }
-            found = true;
-            block.replace(
-                "kind = \"native\"\n",
-                &format!(
-                    "kind = \"hl7v2-mllp\"\nlisten = \"127.0.0.1:{listen}\"\ndeliver_to = \"127.0.0.1:{deliver_to}\"\n"
-                ),
-            )
         })
         .collect();
     assert!(found, "{exchange} is not in the test topology");
     std::fs::write(&file, blocks.join("[[exchange]]\n")).expect("topology.toml");
+}
+
+/// Makes `exchange` an HL7 v2 / MLLP exchange in the environment's
+/// topology: its adapter listens on `listen`, its local system on
+/// `deliver_to` (both on 127.0.0.1).
+pub fn use_hl7v2_adapter(env: &TestEnv, exchange: &str, listen: u16, deliver_to: u16) {
+    edit_exchange(env, exchange, |block| {
+        block.replace(
+            "kind = \"native\"\n",
+            &format!(
+                "kind = \"hl7v2-mllp\"\nlisten = \"127.0.0.1:{listen}\"\ndeliver_to = \"127.0.0.1:{deliver_to}\"\n"
+            ),
+        )
+    });
 }
 
 /// Makes `exchange` a FHIR R4 exchange in the environment's topology: its
 /// adapter listens on `listen` (127.0.0.1), deliveries go to the base URL
 /// `deliver_to`.
 pub fn use_fhir_adapter(env: &TestEnv, exchange: &str, listen: u16, deliver_to: &str) {
-    let file = env.topology_file();
-    let text = std::fs::read_to_string(&file).expect("topology.toml");
-    let header = format!("id = \"{exchange}\"");
-    let mut found = false;
-    let blocks: Vec<String> = text
-        .split("[[exchange]]\n")
-        .map(|block| {
-            if !block.starts_with(&header) {
-                return block.to_owned();
-            }
-            found = true;
-            block.replace(
-                "kind = \"native\"\n",
-                &format!(
-                    "kind = \"fhir-r4\"\nlisten = \"127.0.0.1:{listen}\"\ndeliver_to = \"{deliver_to}\"\n"
-                ),
-            )
-        })
-        .collect();
-    assert!(found, "{exchange} is not in the test topology");
-    std::fs::write(&file, blocks.join("[[exchange]]\n")).expect("topology.toml");
+    edit_exchange(env, exchange, |block| {
+        block.replace(
+            "kind = \"native\"\n",
+            &format!(
+                "kind = \"fhir-r4\"\nlisten = \"127.0.0.1:{listen}\"\ndeliver_to = \"{deliver_to}\"\n"
+            ),
+        )
+    });
 }
 
 /// Makes `exchange`'s adapter use the AMQP uplink (`uplink = "amqp"` in
 /// the topology); its adapter then needs [`AdapterOptions::broker_credentials`].
 pub fn use_amqp_uplink(env: &TestEnv, exchange: &str) {
-    let file = env.topology_file();
-    let text = std::fs::read_to_string(&file).expect("topology.toml");
-    let header = format!("id = \"{exchange}\"");
-    let blocks: Vec<String> = text
-        .split("[[exchange]]\n")
-        .map(|block| {
-            if block.starts_with(&header) {
-                block.replace(
-                    "[exchange.adapter]\n",
-                    "uplink = \"amqp\"\n[exchange.adapter]\n",
-                )
-            } else {
-                block.to_owned()
-            }
-        })
-        .collect();
-    std::fs::write(&file, blocks.join("[[exchange]]\n")).expect("topology.toml");
+    edit_exchange(env, exchange, |block| {
+        block.replace(
+            "[exchange.adapter]\n",
+            "uplink = \"amqp\"\n[exchange.adapter]\n",
+        )
+    });
 }
 
 /// How an adapter is configured and run.

@@ -375,7 +375,8 @@ async fn a_fhir_discharge_summary_reaches_an_hl7v2_trust_as_mdm_with_its_pdf() {
         let wrong_type = post(&url, &fixture(DISCHARGE), "text/plain");
         assert_eq!(wrong_type.status, 415, "{}", wrong_type.body);
         let huge = env.dir().join("huge.json");
-        std::fs::write(&huge, vec![b' '; 11 * 1024 * 1024]).unwrap();
+        // Just over the 10 MiB default limit.
+        std::fs::write(&huge, vec![b' '; 10 * 1024 * 1024 + 4096]).unwrap();
         let too_large = post(&url, &huge, "application/fhir+json");
         assert_eq!(too_large.status, 413, "{}", too_large.body);
         let deep = env.dir().join("deep.json");

@@ -2,39 +2,10 @@
 //! exchange, the organisations it serves, routing rules, document types,
 //! the clock. Modelled on `lhcie-hl7v2`'s `TranslateContext`.
 
-use lhcie_model::{
-    CareEventKind, Category, Coding, ExchangeId, OdsCode, PatientClass, RecipientIntent,
-    RoutingRule, SNOMED_CT_SYSTEM,
-};
+use lhcie_model::{Category, Coding, ExchangeId, OdsCode, SNOMED_CT_SYSTEM};
 use time::OffsetDateTime;
 
-/// One routing rule: when a message matches every non-empty condition, it
-/// also goes to the target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteRule {
-    /// Categories it applies to; empty means any.
-    pub categories: Vec<Category>,
-    /// Care event kinds it applies to; empty means any.
-    pub event_kinds: Vec<CareEventKind>,
-    /// Patient classes (Encounter.class) it applies to; empty means any.
-    pub patient_classes: Vec<PatientClass>,
-    /// Where the message goes.
-    pub target: RouteTarget,
-    /// For action or for information.
-    pub intent: RecipientIntent,
-}
-
-/// Where a [`RouteRule`] sends a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RouteTarget {
-    /// The patient's registered GP practice (Patient.generalPractitioner);
-    /// if the message names none, the hub's registered-GP rule.
-    RegisteredGpPractice,
-    /// A fixed organisation.
-    Organisation(OdsCode),
-    /// A hub rule.
-    HubRule(RoutingRule),
-}
+pub use lhcie_model::{RouteRule, RouteTarget};
 
 /// How a document type (Composition.type or DocumentReference.type)
 /// maps to a canonical category.

@@ -52,7 +52,9 @@ pub use error::{ValidationError, ValidationErrorKind};
 pub use ids::{ExchangeId, ExchangeIdError, MessageId, MessageIdError};
 pub use nhs_number::{NHS_NUMBER_SYSTEM, NhsNumber, NhsNumberError};
 pub use ods_code::{ODS_ORGANISATION_SYSTEM, OdsCode, OdsCodeError};
-pub use party::{Addressing, Party, Recipient, RecipientIntent, RoutingRule};
+pub use party::{
+    Addressing, Party, Recipient, RecipientIntent, RouteRule, RouteTarget, RoutingRule,
+};
 pub use patient::{Gender, HumanName, PatientIdentity, Practitioner};
 pub use payload::{MEDIA_TYPE_FHIR_JSON, MEDIA_TYPE_HL7V2_ER7, OriginalPayload};
 pub use referral::{Referral, ReferralPriority};

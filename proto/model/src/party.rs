@@ -1,6 +1,6 @@
 //! Who sends a message and to whom it goes.
 
-use crate::{ExchangeId, OdsCode};
+use crate::{CareEventKind, Category, ExchangeId, OdsCode, PatientClass};
 
 /// The sending organisation, the local exchange it sent through, and the
 /// system inside it that produced the message.
@@ -51,4 +51,36 @@ pub enum RoutingRule {
     RegisteredGp,
     /// Organisations subscribed to this kind of event for this patient.
     Subscribers,
+}
+
+/// One routing rule of an adapter's configuration (HL7 v2, FHIR): when a
+/// translated message matches every non-empty condition, it also goes to
+/// the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRule {
+    /// Categories the rule applies to; empty means any.
+    pub categories: Vec<Category>,
+    /// Care event kinds it applies to; empty means any.
+    pub event_kinds: Vec<CareEventKind>,
+    /// Patient classes (HL7 PV1-2, FHIR Encounter.class) it applies to;
+    /// empty means any. E.g. `[Emergency]`: events at an emergency
+    /// department.
+    pub patient_classes: Vec<PatientClass>,
+    /// Where the message goes.
+    pub target: RouteTarget,
+    /// For action or for information.
+    pub intent: RecipientIntent,
+}
+
+/// Where a [`RouteRule`] sends a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteTarget {
+    /// The patient's registered GP practice as the message names it (HL7
+    /// PD1-3, FHIR Patient.generalPractitioner); if it names none, the
+    /// hub's registered-GP rule is asked for instead.
+    RegisteredGpPractice,
+    /// A fixed organisation.
+    Organisation(OdsCode),
+    /// Leave it to a hub rule.
+    HubRule(RoutingRule),
 }

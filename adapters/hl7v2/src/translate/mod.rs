@@ -34,9 +34,9 @@ pub use fields::LocalTime;
 pub use patient::{NHS_NUMBER_OID, is_nhs_number_cx};
 
 use lhcie_model::{
-    AcknowledgementRequest, Addressing, Body, Bytes, CareEventKind, Category, Coding, Envelope,
-    ExchangeId, MEDIA_TYPE_HL7V2_ER7, MessageId, OdsCode, OriginalPayload, Party, PatientClass,
-    PurposeOfUse, Recipient, RecipientIntent, RoutingRule, SNOMED_CT_SYSTEM,
+    AcknowledgementRequest, Addressing, Body, Bytes, Category, Coding, Envelope, ExchangeId,
+    MEDIA_TYPE_HL7V2_ER7, MessageId, OdsCode, OriginalPayload, Party, PatientClass, PurposeOfUse,
+    Recipient, RecipientIntent, RoutingRule, SNOMED_CT_SYSTEM,
 };
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -44,34 +44,7 @@ use time::OffsetDateTime;
 use crate::Message;
 use fields::Seg;
 
-/// One routing rule from the adapter's configuration: when a translated
-/// message matches every non-empty condition, it goes to the target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteRule {
-    /// Categories the rule applies to; empty means any.
-    pub categories: Vec<Category>,
-    /// Care event kinds it applies to; empty means any (and any category).
-    pub event_kinds: Vec<CareEventKind>,
-    /// Patient classes (PV1-2) it applies to; empty means any. E.g.
-    /// `[Emergency]`: events at an emergency department.
-    pub patient_classes: Vec<PatientClass>,
-    /// Where the message goes.
-    pub target: RouteTarget,
-    /// For action or for information.
-    pub intent: RecipientIntent,
-}
-
-/// Where a [`RouteRule`] sends a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RouteTarget {
-    /// The patient's registered GP practice from PD1-3. If the message
-    /// names none, the hub's registered-GP rule is asked for instead.
-    RegisteredGpPractice,
-    /// A fixed organisation.
-    Organisation(OdsCode),
-    /// Leave it to a hub rule.
-    HubRule(RoutingRule),
-}
+pub use lhcie_model::{RouteRule, RouteTarget};
 
 /// How a TXA-2 document type maps to a canonical category and type.
 #[derive(Debug, Clone, PartialEq, Eq)]

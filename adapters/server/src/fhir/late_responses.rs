@@ -12,11 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lhcie_adapter_kit::Outbox;
-use lhcie_adapter_kit::outbox::{Answer, Outcome, RejectedEntry};
+use lhcie_adapter_kit::outbox::RejectedEntry;
 use lhcie_fhir_r4::{RenderContext, ResponseDisposition, read_response, render_response};
 use lhcie_model::{AckLevel, AckOutcome, Coding, Envelope};
 use time::OffsetDateTime;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::acks::{self, AckSpec, HUB_CODES};
@@ -49,7 +48,11 @@ impl LateResponses {
             let (done, deferred) = self.sweep(&shutdown).await;
             if done {
                 backoff = Duration::from_millis(200);
-                if !self.wait(&mut answers, deferred, &shutdown).await {
+                if !self
+                    .window
+                    .next_sweep(&mut answers, deferred, &shutdown)
+                    .await
+                {
                     return;
                 }
             } else {
@@ -57,26 +60,6 @@ impl LateResponses {
                     return;
                 }
                 backoff = (backoff * 2).min(self.retry_max);
-            }
-        }
-    }
-
-    async fn wait(
-        &self,
-        answers: &mut broadcast::Receiver<Answer>,
-        deferred: bool,
-        shutdown: &CancellationToken,
-    ) -> bool {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return false,
-                _ = self.window.closed(), if deferred => return true,
-                answer = answers.recv() => match answer {
-                    Ok(Answer { outcome: Outcome::Rejected(_), .. }) => return true,
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => return true,
-                    Err(broadcast::error::RecvError::Closed) => return false,
-                },
             }
         }
     }

@@ -1,12 +1,15 @@
-//! The messages whose ACK is still being decided by the inbound side: the
-//! [`AckWindow`] keeps the late-acknowledgement task (see
-//! [`super::late_nacks`]) from reporting a rejection that the inbound
-//! side is about to put in the message's own ACK.
+//! The messages whose answer is still being decided by the inbound side:
+//! the [`AckWindow`] keeps the late-rejection tasks (HL7 v2
+//! [`super::late_nacks`], FHIR `late_responses`) from reporting a
+//! rejection that the inbound side is about to put in the message's own
+//! answer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Notify;
+use lhcie_adapter_kit::outbox::{Answer, Outcome};
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
 
 /// Message ids the inbound side is answering right now (with a count, as
 /// the same message may be resent on another connection meanwhile).
@@ -35,6 +38,30 @@ impl AckWindow {
     /// permit is kept if none was waiting).
     pub async fn closed(&self) {
         self.closed.notified().await;
+    }
+
+    /// Waits until there may be a rejection to report: a new one among
+    /// `answers`, or (if `deferred`, some were skipped because they were
+    /// being answered) a message leaving the window. False on shutdown.
+    pub async fn next_sweep(
+        &self,
+        answers: &mut broadcast::Receiver<Answer>,
+        deferred: bool,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = self.closed(), if deferred => return true,
+                answer = answers.recv() => match answer {
+                    Ok(Answer { outcome: Outcome::Rejected(_), .. }) => return true,
+                    Ok(_) => {}
+                    // Missed some: a sweep reads the whole list anyway.
+                    Err(broadcast::error::RecvError::Lagged(_)) => return true,
+                    Err(broadcast::error::RecvError::Closed) => return false,
+                },
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {

@@ -34,11 +34,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lhcie_adapter_kit::Outbox;
-use lhcie_adapter_kit::outbox::{Answer, Outcome, RejectedEntry};
+use lhcie_adapter_kit::outbox::RejectedEntry;
 use lhcie_mllp::MllpSender;
 use lhcie_model::MEDIA_TYPE_HL7V2_ER7;
 use time::OffsetDateTime;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::ack_window::AckWindow;
@@ -98,7 +97,9 @@ impl LateNacks {
             let woken = match sweep {
                 Sweep::Done { deferred } => {
                     backoff = RETRY_MIN;
-                    self.wait(&mut answers, deferred, &shutdown).await
+                    self.window
+                        .next_sweep(&mut answers, deferred, &shutdown)
+                        .await
                 }
                 Sweep::Failed => {
                     let delay = backoff;
@@ -108,29 +109,6 @@ impl LateNacks {
             };
             if !woken {
                 return;
-            }
-        }
-    }
-
-    /// Waits for a new rejection (or, if `deferred`, for the inbound side
-    /// to finish answering a message). False on shutdown.
-    async fn wait(
-        &self,
-        answers: &mut broadcast::Receiver<Answer>,
-        deferred: bool,
-        shutdown: &CancellationToken,
-    ) -> bool {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return false,
-                _ = self.window.closed(), if deferred => return true,
-                answer = answers.recv() => match answer {
-                    Ok(Answer { outcome: Outcome::Rejected(_), .. }) => return true,
-                    Ok(_) => {}
-                    // Missed some: the sweep reads the whole list anyway.
-                    Err(broadcast::error::RecvError::Lagged(_)) => return true,
-                    Err(broadcast::error::RecvError::Closed) => return false,
-                },
             }
         }
     }

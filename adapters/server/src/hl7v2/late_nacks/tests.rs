@@ -12,6 +12,8 @@ use lhcie_mllp::{ListenerConfig, MllpListener, PeerInfo, SenderConfig};
 use lhcie_proto::{canonical as pb, hub as hubpb};
 use tokio::sync::mpsc;
 
+use lhcie_adapter_kit::outbox::Outcome;
+
 use super::*;
 
 const MESSAGE: &[u8] = b"MSH|^~\\&|PAS|RYJ|EPR|RRV|20260101120000||ADT^A01^ADT_A01|MSG0001|P|2.4\rPID|1||9434765919^^^NHS\r";

@@ -198,7 +198,7 @@ cat <<EOT
 Running now:
   registry                 $nodes node(s), API 127.0.0.1:5007x (registry status; logs var/log/registry-*.log)
   hub                      pid $(cat "$var/run/hub.pid"), gRPC 127.0.0.1:50051 (mutual TLS), admin http://127.0.0.1:9464
-                           (/readyz, /adapters, /audit/messages/<id>, /audit/patients/<nhs-number>); log var/log/hub.log
+                           (/readyz, /metrics, /adapters, /audit/messages/<id>, /audit/patients/<nhs-number>); log var/log/hub.log
   native adapters          nwl-imperial, ncl-royal-free (logs var/log/adapter-*.log)
   HL7 v2 adapters          $(echo $hl7_exchanges) (configs var/adapters/, logs var/log/adapter-*.log)
   FHIR R4 adapters         $(echo $fhir_exchanges) (POST http://127.0.0.1:281xx/\$process-message)

@@ -42,6 +42,7 @@ pub struct AdminState {
 pub fn routes(state: AdminState) -> Http {
     Http::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .route("/adapters", get(adapters))
         .route("/registry", get(registry))
@@ -152,5 +153,25 @@ async fn audit_of_patient(
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({ "error": error.to_string() })),
         ),
+    }
+}
+
+/// The Prometheus exposition (names in `docs/metrics.md`).
+async fn metrics() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match crate::metrics::install() {
+        Some(handle) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            handle.render(),
+        )
+            .into_response(),
+        None => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed\n",
+        )
+            .into_response(),
     }
 }

@@ -50,6 +50,9 @@ pub async fn run(
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     let topology = Topology::load(&config.topology)?;
+    if crate::metrics::install().is_none() {
+        tracing::warn!("another metrics recorder is installed; /metrics will be unavailable");
+    }
     let mut table = RouteTable::new();
     for exchange in topology.exchanges() {
         for organisation in &exchange.organisations {

@@ -19,5 +19,6 @@ pub mod amqp_ingress;
 pub mod app;
 pub mod grpc;
 pub mod link;
+pub mod metrics;
 pub mod router;
 pub mod store;

@@ -179,7 +179,12 @@ impl Router {
                 Ok(mark_duplicate(answer))
             }
             Ok(in_flight) => {
+                let started = std::time::Instant::now();
+                crate::metrics::received(ingress, submitter.as_str());
                 let result = self.decide(wire, bytes, submitter, ingress).await;
+                if result.is_ok() {
+                    crate::metrics::routing_time(ingress, started.elapsed());
+                }
                 in_flight.finish(result.clone());
                 result
             }
@@ -254,6 +259,7 @@ impl Router {
                 let audit =
                     AuditRecord::of_outcome(&envelope, &outcome, submitter.as_str(), ingress, now);
                 self.commit(&audit).await?;
+                crate::metrics::routed(submitter.as_str(), envelope.category.as_str(), routed);
                 tracing::debug!(
                     message_id = %envelope.message_id,
                     category = %envelope.category,
@@ -400,6 +406,7 @@ impl Router {
             now,
         );
         self.commit(&audit).await?;
+        crate::metrics::rejected(submitter.as_str(), rejection.reason.code());
         tracing::info!(message_id, reason = rejection.reason.code(), submitter = %submitter, "rejected");
         Ok(answer_of(&audit))
     }

@@ -1,0 +1,137 @@
+//! The hub's metrics, exposed in the Prometheus text format on the admin
+//! endpoint (`GET /metrics`). Names and labels are listed in
+//! `docs/metrics.md`. Labels are exchange ids, categories, ingresses and
+//! reason codes only: never a patient identifier, message id or ODS code
+//! of a patient's GP.
+//!
+//! The recorder is process-wide (the `metrics` crate's global recorder),
+//! installed once by [`install`]; the registry copy's metrics
+//! (`hub_registry_*`, from `lhcie-registry-client`) are exposed with the
+//! hub's.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use lhcie_hub_core::audit::Ingress;
+use lhcie_hub_core::routing::Routed;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Buckets of the routing-time histogram, in seconds.
+const ROUTING_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder (once per process) and returns the
+/// handle that renders the exposition; `None` if another recorder was
+/// installed first.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full("lhcie_hub_routing_seconds".into()),
+                    &ROUTING_BUCKETS,
+                )
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            describe();
+            Some(handle)
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "lhcie_hub_envelopes_received_total",
+        "Envelopes received, by ingress and submitting exchange."
+    );
+    metrics::describe_counter!(
+        "lhcie_hub_envelopes_routed_total",
+        "Envelopes routed (accepted), by submitting exchange and category."
+    );
+    metrics::describe_counter!(
+        "lhcie_hub_recipients_denied_total",
+        "Recipients the policy did not permit, by submitting exchange, category and reason code."
+    );
+    metrics::describe_counter!(
+        "lhcie_hub_copies_published_total",
+        "Copies published to egress queues, by receiving exchange and category."
+    );
+    metrics::describe_counter!(
+        "lhcie_hub_envelopes_rejected_total",
+        "Envelopes rejected, by submitting exchange and reason code."
+    );
+    metrics::describe_histogram!(
+        "lhcie_hub_routing_seconds",
+        metrics::Unit::Seconds,
+        "From receipt to a durable outcome (answer or ack), by ingress."
+    );
+}
+
+fn ingress_label(ingress: Ingress) -> &'static str {
+    match ingress {
+        Ingress::Grpc => "grpc",
+        Ingress::Amqp => "amqp",
+    }
+}
+
+/// An envelope arrived.
+pub fn received(ingress: Ingress, exchange: &str) {
+    metrics::counter!(
+        "lhcie_hub_envelopes_received_total",
+        "ingress" => ingress_label(ingress),
+        "exchange" => exchange.to_owned()
+    )
+    .increment(1);
+}
+
+/// An envelope was routed: its copies and denied recipients.
+pub fn routed(exchange: &str, category: &str, routed: &Routed) {
+    metrics::counter!(
+        "lhcie_hub_envelopes_routed_total",
+        "exchange" => exchange.to_owned(),
+        "category" => category.to_owned()
+    )
+    .increment(1);
+    for copy in &routed.copies {
+        metrics::counter!(
+            "lhcie_hub_copies_published_total",
+            "exchange" => copy.exchange.to_string(),
+            "category" => category.to_owned()
+        )
+        .increment(1);
+    }
+    for denied in routed.denied() {
+        let reason = denied
+            .decision
+            .as_ref()
+            .map_or("unknown", |d| d.reason.code());
+        metrics::counter!(
+            "lhcie_hub_recipients_denied_total",
+            "exchange" => exchange.to_owned(),
+            "category" => category.to_owned(),
+            "reason" => reason
+        )
+        .increment(1);
+    }
+}
+
+/// An envelope was rejected.
+pub fn rejected(exchange: &str, reason: &'static str) {
+    metrics::counter!(
+        "lhcie_hub_envelopes_rejected_total",
+        "exchange" => exchange.to_owned(),
+        "reason" => reason
+    )
+    .increment(1);
+}
+
+/// An envelope's outcome became durable `elapsed` after it arrived.
+pub fn routing_time(ingress: Ingress, elapsed: Duration) {
+    metrics::histogram!("lhcie_hub_routing_seconds", "ingress" => ingress_label(ingress))
+        .record(elapsed.as_secs_f64());
+}

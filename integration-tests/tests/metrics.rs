@@ -1,0 +1,195 @@
+//! The hub's Prometheus exposition after known traffic: parsed (not
+//! grepped), every counter and the routing-time histogram as expected, and
+//! no patient identifier anywhere in it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use lhcie_integration_tests::env::{DENIED_PATIENT, TestEnv, with_env};
+use lhcie_integration_tests::hub::HubProcess;
+use lhcie_integration_tests::traffic::{self, discharge_summary, with_patient};
+
+/// One sample: metric name, labels, value.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parses the Prometheus text format (comments skipped; label values may
+/// hold escaped quotes).
+fn parse(text: &str) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').expect("labels end with }");
+                let mut labels = BTreeMap::new();
+                let mut rest = body;
+                while !rest.is_empty() {
+                    let (key, after) = rest.split_once("=\"").expect("label=\"value\"");
+                    let mut value = String::new();
+                    let mut chars = after.char_indices();
+                    let mut end = after.len();
+                    while let Some((i, c)) = chars.next() {
+                        match c {
+                            '\\' => {
+                                if let Some((_, escaped)) = chars.next() {
+                                    value.push(if escaped == 'n' { '\n' } else { escaped });
+                                }
+                            }
+                            '"' => {
+                                end = i + 1;
+                                break;
+                            }
+                            c => value.push(c),
+                        }
+                    }
+                    labels.insert(key.trim_start_matches(',').to_owned(), value);
+                    rest = after[end..].trim_start_matches(',');
+                }
+                (name.to_owned(), labels)
+            }
+            None => (series.to_owned(), BTreeMap::new()),
+        };
+        samples.push(Sample {
+            name,
+            labels,
+            value,
+        });
+    }
+    samples
+}
+
+/// The value of the one sample named `name` whose labels include `with`.
+fn value(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
+    let matching: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.name == name)
+        .filter(|s| {
+            with.iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect();
+    assert_eq!(matching.len(), 1, "{name} {with:?}: {matching:?}");
+    matching[0].value
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exposition_counts_known_traffic_without_patient_identifiers() {
+    with_env(TestEnv::new("metrics"), |env| async move {
+        let hub = HubProcess::start(&env).await;
+        let permitted = || discharge_summary("nwl-imperial", "RYJ", &["RAL"], 0);
+        let envelopes = vec![
+            permitted(),
+            permitted(),
+            // The policy: this patient refused the Royal Free.
+            with_patient(permitted(), DENIED_PATIENT),
+            // No exchange serves RJ1: rejected.
+            discharge_summary("nwl-imperial", "RYJ", &["RJ1"], 0),
+        ];
+        let nhs_numbers: Vec<String> = envelopes
+            .iter()
+            .filter_map(|e| e.patient.as_ref().map(|p| p.nhs_number.clone()))
+            .collect();
+        let answers = traffic::submit_all(
+            env.connection("nwl-imperial"),
+            envelopes,
+            10,
+            Duration::from_secs(30),
+        )
+        .await;
+        assert_eq!(answers.len(), 4);
+
+        let (status, text) = hub.get("/metrics").await.unwrap();
+        assert_eq!(status, 200, "{text}");
+        let samples = parse(&text);
+        let imperial = ("exchange", "nwl-imperial");
+        let summary = ("category", "discharge-summary");
+        assert_eq!(
+            value(
+                &samples,
+                "lhcie_hub_envelopes_received_total",
+                &[("ingress", "grpc"), imperial]
+            ),
+            4.0
+        );
+        assert_eq!(
+            value(
+                &samples,
+                "lhcie_hub_envelopes_routed_total",
+                &[imperial, summary]
+            ),
+            3.0
+        );
+        assert_eq!(
+            value(
+                &samples,
+                "lhcie_hub_copies_published_total",
+                &[("exchange", "ncl-royal-free"), summary]
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &samples,
+                "lhcie_hub_recipients_denied_total",
+                &[imperial, summary, ("reason", "patient-denied-organisation")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &samples,
+                "lhcie_hub_envelopes_rejected_total",
+                &[imperial, ("reason", "unknown-recipient")]
+            ),
+            1.0
+        );
+        // The histogram: a count of 4, cumulative buckets ending in +Inf.
+        let grpc = [("ingress", "grpc")];
+        assert_eq!(
+            value(&samples, "lhcie_hub_routing_seconds_count", &grpc),
+            4.0
+        );
+        assert!(value(&samples, "lhcie_hub_routing_seconds_sum", &grpc) > 0.0);
+        let buckets: Vec<&Sample> = samples
+            .iter()
+            .filter(|s| s.name == "lhcie_hub_routing_seconds_bucket")
+            .collect();
+        assert!(buckets.len() >= 12, "{buckets:?}");
+        assert!(buckets.windows(2).all(|w| w[0].value <= w[1].value));
+        assert_eq!(
+            value(
+                &samples,
+                "lhcie_hub_routing_seconds_bucket",
+                &[("le", "+Inf"), grpc[0]]
+            ),
+            4.0
+        );
+        for nhs in &nhs_numbers {
+            assert!(
+                !text.contains(nhs.as_str()),
+                "an NHS number in the exposition"
+            );
+        }
+        for sample in &samples {
+            for value in sample.labels.values() {
+                assert!(
+                    !(value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit())),
+                    "a ten-digit label value: {sample:?}"
+                );
+            }
+        }
+    })
+    .await;
+}

@@ -34,7 +34,7 @@ use lhcie_integration_tests::{free_port, repository};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::mllp::{drain, wait_delivered};
+use super::mllp::{Drain, drain, finish, wait_delivered};
 use super::{Percentiles, line, verbose};
 
 const CLIENTS: usize = 20;
@@ -236,7 +236,7 @@ pub async fn run() {
     let listen = free_port();
     use_fhir_adapter(&env, SENDER, listen, "http://127.0.0.1:9/fhir");
     let hub = HubProcess::start(&env).await;
-    let mut adapter = AdapterProcess::start(
+    let adapter = AdapterProcess::start(
         &env,
         SENDER,
         listen,
@@ -312,22 +312,17 @@ pub async fn run() {
         );
     }
 
-    stop_drain.cancel();
-    let _ = drain_task.await;
-    let _ = drain_connection.close(200, "done".into()).await;
-    if !adapter.stop().await {
-        problems.push("the adapter did not stop within 15 s of SIGTERM (killed)".into());
-    }
-    if !problems.is_empty() {
-        let log = adapter.log();
-        let tail: Vec<&str> = log.lines().rev().take(20).collect();
-        eprintln!(
-            "bench fhir: the adapter's log, last lines:\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
-    }
-    drop(adapter);
-    drop(hub);
-    env.cleanup().await;
-    assert!(problems.is_empty(), "bench fhir failed: {problems:?}");
+    finish(
+        "fhir",
+        Drain {
+            stop: stop_drain,
+            task: drain_task,
+            connection: drain_connection,
+        },
+        adapter,
+        hub,
+        env,
+        problems,
+    )
+    .await;
 }

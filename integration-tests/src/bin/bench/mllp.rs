@@ -427,7 +427,7 @@ pub async fn run() {
     let listen = free_port();
     use_hl7v2_adapter(&env, SENDER, listen, free_port());
     let hub = HubProcess::start(&env).await;
-    let mut adapter = AdapterProcess::start(
+    let adapter = AdapterProcess::start(
         &env,
         SENDER,
         listen,
@@ -569,23 +569,55 @@ pub async fn run() {
         );
     }
 
-    stop_drain.cancel();
-    let _ = drain_task.await;
-    let _ = drain_connection.close(200, "done".into()).await;
+    finish(
+        "mllp",
+        Drain {
+            stop: stop_drain,
+            task: drain_task,
+            connection: drain_connection,
+        },
+        adapter,
+        hub,
+        env,
+        problems,
+    )
+    .await;
+}
+
+/// The receiving queue's drain of a benchmark.
+pub(super) struct Drain {
+    pub stop: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+    pub connection: lapin::Connection,
+}
+
+/// Ends an adapter benchmark: stops the drain and the adapter, shows the
+/// adapter's last log lines if anything went wrong (warnings and errors:
+/// message ids and reasons, no content), cleans up, and fails on problems.
+pub(super) async fn finish(
+    part: &str,
+    drain: Drain,
+    mut adapter: AdapterProcess,
+    hub: HubProcess,
+    env: TestEnv,
+    mut problems: Vec<String>,
+) {
+    drain.stop.cancel();
+    let _ = drain.task.await;
+    let _ = drain.connection.close(200, "done".into()).await;
     if !adapter.stop().await {
         problems.push("the adapter did not stop within 15 s of SIGTERM (killed)".into());
     }
     if !problems.is_empty() {
-        // Warnings and errors only: message ids and reasons, no content.
         let log = adapter.log();
         let tail: Vec<&str> = log.lines().rev().take(20).collect();
         eprintln!(
-            "bench mllp: the adapter's log, last lines:\n{}",
+            "bench {part}: the adapter's log, last lines:\n{}",
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
     }
     drop(adapter);
     drop(hub);
     env.cleanup().await;
-    assert!(problems.is_empty(), "bench mllp failed: {problems:?}");
+    assert!(problems.is_empty(), "bench {part} failed: {problems:?}");
 }

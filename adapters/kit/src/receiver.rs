@@ -163,9 +163,13 @@ where
                 flush_and_ack(seen, &requests, &mut unflushed).await.ok();
                 // End our side cleanly so the hub reads every acknowledgement
                 // before the stream closes; anything it sends meanwhile is
-                // left unacknowledged and comes again next time.
+                // left unacknowledged and comes again next time. The hub
+                // settles acknowledgements one by one with the broker, so
+                // under load it may take a few seconds to get to the end:
+                // closing earlier would send the unread ones back to the
+                // queue (redelivered, then recognised as duplicates).
                 drop(requests);
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                let _ = tokio::time::timeout(SHUTDOWN_DRAIN, async {
                     while let Some(Ok(_)) = deliveries.next().await {}
                 })
                 .await;
@@ -174,6 +178,10 @@ where
         }
     }
 }
+
+/// How long a stopping receiver waits for the hub to read its last
+/// acknowledgements and end the stream.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
 async fn flush_and_ack(
     seen: &SeenStore,

@@ -164,12 +164,22 @@ async fn followers_send_callers_to_the_leader_and_nodes_join_and_leave() {
         ConsentRegistryClient::connect(format!("http://{}", cluster.node(follower).api()))
             .await
             .unwrap();
-    let mut request = tonic::Request::new(deny_organisation("D-1", &synthetic_patient(1), "RAL"));
-    request
-        .metadata_mut()
-        .insert("lhcie-actor", "test".parse().unwrap());
-    let status = direct.set_directive(request).await.unwrap_err();
-    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    // A follower that has not yet heard from the new leader answers
+    // Unavailable ("no leader known"); it learns within a heartbeat or two.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        let mut request =
+            tonic::Request::new(deny_organisation("D-1", &synthetic_patient(1), "RAL"));
+        request
+            .metadata_mut()
+            .insert("lhcie-actor", "test".parse().unwrap());
+        let status = direct.set_directive(request).await.unwrap_err();
+        if status.code() != tonic::Code::Unavailable || tokio::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
     assert_eq!(
         status
             .metadata()

@@ -7,7 +7,9 @@
 //! - [`env`](mod@env): an isolated test environment: a unique broker prefix, a
 //!   temporary development PKI, a small topology and policy, per-run broker
 //!   users, and cleanup of everything declared.
-//! - [`adapter`]: `adapter` processes of kind `hl7v2-mllp`.
+//! - [`adapter`]: `adapter` processes (kinds `hl7v2-mllp`, `fhir-r4`).
+//! - [`local_systems`]: independent Python local systems (hl7apy's MLLP
+//!   server and others) as child processes.
 //! - [`hub`]: the hub as a child process: start, readiness, `kill -9`,
 //!   SIGTERM, admin queries.
 //! - [`traffic`]: envelopes to send, and receivers that count what arrives.
@@ -22,6 +24,7 @@
 pub mod adapter;
 pub mod env;
 pub mod hub;
+pub mod local_systems;
 pub mod proxy;
 pub mod registry;
 pub mod traffic;

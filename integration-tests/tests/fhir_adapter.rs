@@ -6,9 +6,8 @@
 //! v2 sender. Cross-format both ways, acknowledgements back to the sender,
 //! and bad input. Needs the Python environment `make test` prepares.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine;
@@ -17,6 +16,7 @@ use lhcie_integration_tests::adapter::{
 };
 use lhcie_integration_tests::env::{TestEnv, with_env};
 use lhcie_integration_tests::hub::HubProcess;
+use lhcie_integration_tests::local_systems::{MllpSystem, PythonProcess, start_python};
 use lhcie_integration_tests::{free_port, python, repository};
 use serde_json::Value;
 
@@ -35,39 +35,9 @@ fn fixture(name: &str) -> PathBuf {
 const DISCHARGE: &str = "discharge_summary_message.json";
 const DISCHARGE_HEADER_ID: &str = "9a1c2e3f-0000-4000-8000-000000000000";
 
-/// A child process killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a Python script that prints one ready line.
-fn start_python(script: &str, args: &[String]) -> Process {
-    let mut child = Command::new(python())
-        .arg(repository().join("integration-tests/python").join(script))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting a Python test system");
-    let mut ready = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut ready)
-        .expect("reading the ready line");
-    assert!(
-        ready.starts_with("READY"),
-        "{script} did not start: {ready:?}"
-    );
-    Process(child)
-}
-
 /// A trust's FHIR endpoint (fhir_server.py): what it received, validated.
 struct FhirSystem {
-    _process: Process,
+    _process: PythonProcess,
     out: PathBuf,
     port: u16,
 }
@@ -142,45 +112,6 @@ impl FhirSystem {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-}
-
-/// An HL7 v2 trust's MLLP endpoint (hl7apy's server, mllp_server.py).
-struct MllpSystem {
-    _process: Process,
-    out: PathBuf,
-}
-
-impl MllpSystem {
-    fn start(env: &TestEnv, port: u16) -> Self {
-        let out = env.dir().join("mllp-received.hex");
-        let process = start_python(
-            "mllp_server.py",
-            &[
-                "--port".into(),
-                port.to_string(),
-                "--out".into(),
-                out.display().to_string(),
-            ],
-        );
-        Self {
-            _process: process,
-            out,
-        }
-    }
-
-    fn received(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(|line| {
-                let bytes: Vec<u8> = (0..line.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&line[i..i + 2], 16).unwrap())
-                    .collect();
-                String::from_utf8(bytes).unwrap()
-            })
-            .collect()
     }
 }
 
@@ -272,7 +203,7 @@ async fn a_fhir_discharge_summary_reaches_an_hl7v2_trust_as_mdm_with_its_pdf() {
         let imperial = FhirSystem::start(&env, "imperial", "ok");
         use_fhir_adapter(&env, SENDER, fhir_listen, &imperial.base());
         use_hl7v2_adapter(&env, RECEIVER, mllp_listen, mllp_local);
-        let royal_free = MllpSystem::start(&env, mllp_local);
+        let royal_free = MllpSystem::start(&env, mllp_local, "mllp-received.hex");
         let hub = HubProcess::start(&env).await;
         let options = AdapterOptions::default();
         let mut sending = AdapterProcess::start(&env, SENDER, fhir_listen, &options).await;
@@ -295,12 +226,8 @@ async fn a_fhir_discharge_summary_reaches_an_hl7v2_trust_as_mdm_with_its_pdf() {
             (DISCHARGE_HEADER_ID.into(), "ok".into(), "20013".into())
         );
 
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while royal_free.received().is_empty() {
-            assert!(tokio::time::Instant::now() < deadline, "{}", logs());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let mdm = royal_free.received().remove(0);
+        royal_free.wait_for(1, Duration::from_secs(30), logs).await;
+        let mdm = String::from_utf8(royal_free.received().remove(0)).unwrap();
         assert!(
             field_of(&mdm, "MSH", 9)[0].starts_with("MDM^T02"),
             "{mdm:?}"

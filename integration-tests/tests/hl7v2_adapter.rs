@@ -6,9 +6,8 @@
 //! acknowledgement. Needs the Python environment `make test` prepares
 //! (`.venv`).
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use lhcie_integration_tests::adapter::{
@@ -16,6 +15,7 @@ use lhcie_integration_tests::adapter::{
 };
 use lhcie_integration_tests::env::{DENIED_PATIENT, TestEnv, with_env};
 use lhcie_integration_tests::hub::HubProcess;
+use lhcie_integration_tests::local_systems::MllpSystem;
 use lhcie_integration_tests::{free_port, python, repository};
 
 /// The sending trust (Imperial, RYJ) and the receiving one (Royal Free,
@@ -36,73 +36,6 @@ struct Ports {
 fn use_hl7v2_adapters(env: &TestEnv, sender: Ports, receiver: Ports) {
     use_hl7v2_adapter(env, SENDER, sender.listen, sender.deliver_to);
     use_hl7v2_adapter(env, RECEIVER, receiver.listen, receiver.deliver_to);
-}
-
-/// hl7apy's MLLP server playing the receiving system.
-struct ReceivingSystem {
-    child: Child,
-    out: PathBuf,
-}
-
-impl ReceivingSystem {
-    /// Listens on `port`, recording into `out` in the environment's folder.
-    fn start(env: &TestEnv, port: u16, out: &str) -> Self {
-        let out = env.dir().join(out);
-        let mut child = Command::new(python())
-            .arg(repository().join("integration-tests/python/mllp_server.py"))
-            .args(["--port", &port.to_string()])
-            .arg("--out")
-            .arg(&out)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting the Python MLLP server");
-        let mut ready = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut ready)
-            .expect("reading READY");
-        assert_eq!(
-            ready.trim(),
-            "READY",
-            "the Python MLLP server did not start"
-        );
-        Self { child, out }
-    }
-
-    /// Every message received so far, in order, as bytes.
-    fn received(&self) -> Vec<Vec<u8>> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(|line| {
-                (0..line.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&line[i..i + 2], 16).expect("hex"))
-                    .collect()
-            })
-            .collect()
-    }
-
-    /// Waits until `count` messages arrived (panics after `timeout`).
-    async fn wait_for(&self, count: usize, timeout: Duration, logs: impl Fn() -> String) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while self.received().len() < count {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} of {count} messages arrived within {timeout:?}\n{}",
-                self.received().len(),
-                logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for ReceivingSystem {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// One ACK as the Python client read it.
@@ -180,7 +113,7 @@ struct Setup {
     hub: HubProcess,
     sender: AdapterProcess,
     receiver: AdapterProcess,
-    system: ReceivingSystem,
+    system: MllpSystem,
     sender_port: u16,
 }
 
@@ -195,7 +128,7 @@ impl Setup {
             deliver_to: free_port(),
         };
         use_hl7v2_adapters(env, sender, receiver);
-        let system = ReceivingSystem::start(env, receiver.deliver_to, "received.hex");
+        let system = MllpSystem::start(env, receiver.deliver_to, "received.hex");
         let hub = HubProcess::start(env).await;
         let sending_adapter =
             AdapterProcess::start(env, SENDER, sender.listen, &AdapterOptions::default()).await;
@@ -363,7 +296,7 @@ async fn a_rejection_after_the_aa_reaches_the_sender_as_a_later_ack() {
         use_hl7v2_adapters(&env, sender, receiver);
         // Imperial's own system, where late acknowledgements go (notify_to
         // defaults to deliver_to).
-        let local = ReceivingSystem::start(&env, sender.deliver_to, "notified.hex");
+        let local = MllpSystem::start(&env, sender.deliver_to, "notified.hex");
         let hub = HubProcess::start(&env).await;
         // No waiting for the hub: every message is answered AA at once.
         let mut adapter = AdapterProcess::start(
@@ -518,9 +451,9 @@ async fn over_the_amqp_uplink_messages_travel_and_negative_acks_come_back_as_hl7
         use_amqp_uplink(&env, SENDER);
         use_amqp_uplink(&env, RECEIVER);
         let credentials = env.broker_credentials_file(&[SENDER, RECEIVER]).await;
-        let system = ReceivingSystem::start(&env, receiver.deliver_to, "received.hex");
+        let system = MllpSystem::start(&env, receiver.deliver_to, "received.hex");
         // Imperial's own system, where negative acknowledgements go.
-        let local = ReceivingSystem::start(&env, sender.deliver_to, "notified.hex");
+        let local = MllpSystem::start(&env, sender.deliver_to, "notified.hex");
         let hub = HubProcess::start(&env).await;
         let options = AdapterOptions {
             broker_credentials: Some(credentials),

@@ -27,6 +27,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod context;
 mod fhir;
 mod hl7v2;
+mod hub_codes;
 mod kind;
 mod runtime;
 

@@ -20,10 +20,9 @@ use crate::routing::Rejection;
 pub const HUB_ODS_CODE: &str = "LHCIE";
 /// The exchange id of the hub itself; reserved, no local exchange may use it.
 pub const HUB_EXCHANGE_ID: &str = "hub";
-/// Code system of the hub's own response codes.
-pub const HUB_RESPONSE_CODE_SYSTEM: &str = "urn:lhcie:hub:response-code";
+pub use lhcie_model::HUB_RESPONSE_CODE_SYSTEM;
 /// The response code for a recipient the policy did not permit.
-pub const NOT_PERMITTED: &str = "not-permitted";
+pub const NOT_PERMITTED: &str = lhcie_model::hub_response::NOT_PERMITTED;
 /// What a sender is told about a recipient that was not permitted. It says
 /// nothing of why: the reason can reveal the patient's choices.
 pub const NOT_PERMITTED_TEXT: &str = "not permitted by information governance policy";

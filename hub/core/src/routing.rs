@@ -3,7 +3,7 @@
 
 use lhcie_consent::{Decision, DecisionRequest, OrgRef};
 use lhcie_model::{
-    Envelope, ExchangeId, OdsCode, RoutingRule, ValidationError, ValidationErrorKind,
+    Envelope, ExchangeId, OdsCode, RoutingRule, ValidationError, ValidationErrorKind, hub_response,
 };
 use time::OffsetDateTime;
 
@@ -47,12 +47,12 @@ impl RejectReason {
     /// A stable code for audit records, metrics and acknowledgements.
     pub fn code(self) -> &'static str {
         match self {
-            RejectReason::InvalidEnvelope => "invalid-envelope",
-            RejectReason::UnknownRecipient => "unknown-recipient",
-            RejectReason::UnknownCategory => "unknown-category",
-            RejectReason::InvalidNhsNumber => "invalid-nhs-number",
-            RejectReason::SenderNotAuthorised => "sender-not-authorised",
-            RejectReason::TooLarge => "too-large",
+            RejectReason::InvalidEnvelope => hub_response::INVALID_ENVELOPE,
+            RejectReason::UnknownRecipient => hub_response::UNKNOWN_RECIPIENT,
+            RejectReason::UnknownCategory => hub_response::UNKNOWN_CATEGORY,
+            RejectReason::InvalidNhsNumber => hub_response::INVALID_NHS_NUMBER,
+            RejectReason::SenderNotAuthorised => hub_response::SENDER_NOT_AUTHORISED,
+            RejectReason::TooLarge => hub_response::TOO_LARGE,
         }
     }
 }

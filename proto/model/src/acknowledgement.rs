@@ -6,6 +6,30 @@ use crate::{Coding, MessageId};
 pub const ITK_RESPONSE_CODE_SYSTEM: &str =
     "https://fhir.nhs.uk/STU3/CodeSystem/ITK-ResponseCodes-1";
 
+/// The code system of the hub's own response codes: the codes of its
+/// negative acknowledgements (see [`hub_response`]).
+pub const HUB_RESPONSE_CODE_SYSTEM: &str = "urn:lhcie:hub:response-code";
+
+/// The hub's response codes (system [`HUB_RESPONSE_CODE_SYSTEM`]): a
+/// recipient not permitted, or why an envelope was rejected. Also the
+/// rejection codes of audit records and metrics labels.
+pub mod hub_response {
+    /// A recipient the policy did not permit.
+    pub const NOT_PERMITTED: &str = "not-permitted";
+    /// The envelope is not valid.
+    pub const INVALID_ENVELOPE: &str = "invalid-envelope";
+    /// A recipient no exchange serves.
+    pub const UNKNOWN_RECIPIENT: &str = "unknown-recipient";
+    /// A category the hub does not know.
+    pub const UNKNOWN_CATEGORY: &str = "unknown-category";
+    /// The NHS number fails its check.
+    pub const INVALID_NHS_NUMBER: &str = "invalid-nhs-number";
+    /// The sender does not belong to the submitting exchange.
+    pub const SENDER_NOT_AUTHORISED: &str = "sender-not-authorised";
+    /// The envelope is larger than the hub accepts.
+    pub const TOO_LARGE: &str = "too-large";
+}
+
 /// Well-known ITK3 response codes.
 pub mod itk_response {
     /// Success (infrastructure acknowledgement).

@@ -39,7 +39,8 @@ pub mod referral;
 pub mod result;
 
 pub use acknowledgement::{
-    AckLevel, AckOutcome, Acknowledgement, ITK_RESPONSE_CODE_SYSTEM, itk_response,
+    AckLevel, AckOutcome, Acknowledgement, HUB_RESPONSE_CODE_SYSTEM, ITK_RESPONSE_CODE_SYSTEM,
+    hub_response, itk_response,
 };
 pub use attachment::{Attachment, AttachmentContent};
 pub use bytes::Bytes;

@@ -18,9 +18,6 @@ use time::OffsetDateTime;
 /// The namespace of acknowledgement ids this adapter derives.
 const ACK_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x7c2e_51d0_4a8b_4f3c_9e17_d2b6_0a95_3e48);
 
-/// The code system of the hub's own response codes (its reject reasons).
-pub const HUB_CODES: &str = "urn:lhcie:hub:response-code";
-
 /// What is acknowledged and by whom.
 #[derive(Debug, Clone)]
 pub struct AckSpec<'a> {

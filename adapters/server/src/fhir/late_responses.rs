@@ -14,11 +14,11 @@ use std::time::Duration;
 use lhcie_adapter_kit::Outbox;
 use lhcie_adapter_kit::outbox::RejectedEntry;
 use lhcie_fhir_r4::{RenderContext, ResponseDisposition, read_response, render_response};
-use lhcie_model::{AckLevel, AckOutcome, Coding, Envelope};
+use lhcie_model::{AckLevel, AckOutcome, Coding, Envelope, HUB_RESPONSE_CODE_SYSTEM};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use super::acks::{self, AckSpec, HUB_CODES};
+use super::acks::{self, AckSpec};
 use super::client::LocalClient;
 use super::outbound::PROCESS_MESSAGE;
 use crate::hl7v2::ack_window::AckWindow;
@@ -89,6 +89,7 @@ impl LateResponses {
             return true;
         };
         let reason = reason_name(&entry.rejection);
+        let code = crate::hub_codes::code_of(entry.reason()).unwrap_or(reason);
         let now = OffsetDateTime::now_utc();
         let ack = acks::envelope(
             AckSpec {
@@ -99,8 +100,8 @@ impl LateResponses {
                 level: AckLevel::Infrastructure,
                 outcome: AckOutcome::Negative,
                 code: Coding {
-                    system: HUB_CODES.into(),
-                    code: reason.into(),
+                    system: HUB_RESPONSE_CODE_SYSTEM.into(),
+                    code: code.into(),
                     display: None,
                 },
                 text: Some(format!("rejected by the hub: {reason}")),

@@ -147,14 +147,15 @@ mod tests {
         }
     }
 
-    fn ack(code: &str) -> Bytes {
+    /// An ACK with `code` for the message whose MSH-10 is `control_id`.
+    fn ack(code: &str, control_id: &str) -> Bytes {
         Bytes::from(format!(
-            "MSH|^~\\&|EPR|RAL|PAS|RYJ|20260101120000||ACK^A01^ACK|R1|P|2.4\rMSA|{code}|MSG0001\r"
+            "MSH|^~\\&|EPR|RAL|PAS|RYJ|20260101120000||ACK^A01^ACK|R1|P|2.4\rMSA|{code}|{control_id}\r"
         ))
     }
 
     /// A local MLLP system that answers the first `stray_first` messages
-    /// with an ACK for another message, then `code`.
+    /// with an ACK for another message, then `code` for the message it got.
     async fn local_system(
         code: &'static str,
         stray_first: usize,
@@ -169,6 +170,10 @@ mod tests {
         tokio::spawn(listener.serve(
             move |message: Bytes, _peer: PeerInfo| {
                 let n = c.fetch_add(1, Ordering::SeqCst);
+                let control_id = lhcie_hl7v2::parse_message(&message)
+                    .ok()
+                    .and_then(|m| m.value("MSH", 10, 1, 1, 1).map(str::to_owned))
+                    .unwrap_or_default();
                 r.lock().unwrap().push(message);
                 async move {
                     if n < stray_first {
@@ -176,7 +181,7 @@ mod tests {
                             b"MSH|^~\\&|X|X|X|X|20260101||ACK|R0|P|2.4\rMSA|AA|SOMETHING-ELSE\r",
                         )
                     } else {
-                        ack(code)
+                        ack(code, &control_id)
                     }
                 }
             },
@@ -289,30 +294,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_canonical_only_document_is_written_as_mdm_t02() {
-        // A local system that acknowledges whatever control id it gets.
-        let listener = MllpListener::bind("127.0.0.1:0", ListenerConfig::default())
-            .await
-            .unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let calls = Arc::new(AtomicUsize::new(0));
-        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (c, r) = (calls.clone(), received.clone());
-        tokio::spawn(listener.serve(
-            move |message: Bytes, _peer: PeerInfo| {
-                c.fetch_add(1, Ordering::SeqCst);
-                r.lock().unwrap().push(message.clone());
-                let id = lhcie_hl7v2::parse_message(&message)
-                    .ok()
-                    .and_then(|m| m.value("MSH", 10, 1, 1, 1).map(str::to_owned))
-                    .unwrap_or_default();
-                async move {
-                    Bytes::from(format!(
-                        "MSH|^~\\&|EPR|RAL|LHCIE|RYJ|20260101||ACK|R1|P|2.4\rMSA|AA|{id}\r"
-                    ))
-                }
-            },
-            CancellationToken::new(),
-        ));
+        let (address, calls, received) = local_system("AA", 0).await;
         let mut envelope = pb::Envelope::from(lhcie_model::examples::discharge_summary());
         envelope.original = None;
         let incoming = Incoming {

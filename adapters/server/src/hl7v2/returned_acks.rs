@@ -36,6 +36,7 @@ use std::time::Duration;
 use lhcie_adapter_kit::{Disposition, Outbox};
 use lhcie_hl7v2::{AckCode, AckError, ErrorCode, Message, build_ack};
 use lhcie_mllp::MllpSender;
+use lhcie_model::HUB_RESPONSE_CODE_SYSTEM;
 use lhcie_proto::{canonical as pb, hub as hubpb};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -43,9 +44,6 @@ use tokio_util::sync::CancellationToken;
 use super::acks::{LocalAnswer, hub_rejection_ack, read_local_ack, with_user_message};
 use super::late_nacks::late_control_id;
 use crate::runtime::pause;
-
-/// The code system of the hub's own response codes.
-const HUB_CODES: &str = "urn:lhcie:hub:response-code";
 
 /// The dead-letter reason for a negative acknowledgement of a message this
 /// adapter cannot relate to an HL7 v2 message.
@@ -80,17 +78,11 @@ pub fn ack_message(
 
 /// The hub's rejection of the whole message, if `ack` is one.
 fn hub_rejection(ack: &pb::Acknowledgement) -> Option<hubpb::Rejected> {
-    use hubpb::RejectReason as R;
-    let code = ack.code.as_ref().filter(|c| c.system == HUB_CODES)?;
-    let reason = match code.code.as_str() {
-        "invalid-envelope" => R::InvalidEnvelope,
-        "unknown-recipient" => R::UnknownRecipient,
-        "unknown-category" => R::UnknownCategory,
-        "invalid-nhs-number" => R::InvalidNhsNumber,
-        "sender-not-authorised" => R::SenderNotAuthorised,
-        "too-large" => R::TooLarge,
-        _ => return None,
-    };
+    let code = ack
+        .code
+        .as_ref()
+        .filter(|c| c.system == HUB_RESPONSE_CODE_SYSTEM)?;
+    let reason = crate::hub_codes::reject_reason(&code.code)?;
     Some(hubpb::Rejected {
         reason: reason as i32,
         detail: String::new(),
@@ -215,7 +207,7 @@ mod tests {
     #[test]
     fn not_permitted_becomes_ar_to_the_original_sender_with_the_hubs_words() {
         let ack = ack(
-            HUB_CODES,
+            HUB_RESPONSE_CODE_SYSTEM,
             "not-permitted",
             "recipient RAL: not permitted by information governance policy",
         );
@@ -241,7 +233,11 @@ mod tests {
 
     #[test]
     fn a_hub_rejection_is_answered_like_an_early_one() {
-        let ack = ack(HUB_CODES, "invalid-nhs-number", "rejected: PID-3");
+        let ack = ack(
+            HUB_RESPONSE_CODE_SYSTEM,
+            "invalid-nhs-number",
+            "rejected: PID-3",
+        );
         let (_, bytes) = ack_message(&ack, "ack-2", RECEIPT, OffsetDateTime::UNIX_EPOCH).unwrap();
         let message = parsed(&bytes);
         assert_eq!(message.value("MSA", 1, 1, 1, 1), Some("AE"));
@@ -255,7 +251,7 @@ mod tests {
 
     #[test]
     fn an_unparseable_receipt_gives_no_message() {
-        let ack = ack(HUB_CODES, "not-permitted", "x");
+        let ack = ack(HUB_RESPONSE_CODE_SYSTEM, "not-permitted", "x");
         assert!(ack_message(&ack, "a", b"not hl7", OffsetDateTime::UNIX_EPOCH).is_none());
     }
 
@@ -268,7 +264,7 @@ mod tests {
             message_id: "ack-9".into(),
             ..Default::default()
         };
-        let negative = ack(HUB_CODES, "not-permitted", "x");
+        let negative = ack(HUB_RESPONSE_CODE_SYSTEM, "not-permitted", "x");
         assert_eq!(
             deliver(
                 &sender,

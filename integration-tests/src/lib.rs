@@ -25,6 +25,7 @@ pub mod adapter;
 pub mod env;
 pub mod hub;
 pub mod local_systems;
+pub mod prometheus;
 pub mod proxy;
 pub mod registry;
 pub mod traffic;

@@ -2,87 +2,12 @@
 //! grepped), every counter and the routing-time histogram as expected, and
 //! no patient identifier anywhere in it.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use lhcie_integration_tests::env::{DENIED_PATIENT, TestEnv, with_env};
 use lhcie_integration_tests::hub::HubProcess;
+use lhcie_integration_tests::prometheus::{Sample, parse, value};
 use lhcie_integration_tests::traffic::{self, discharge_summary, with_patient};
-
-/// One sample: metric name, labels, value.
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// Parses the Prometheus text format (comments skipped; label values may
-/// hold escaped quotes).
-fn parse(text: &str) -> Vec<Sample> {
-    let mut samples = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
-        let value: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
-        let (name, labels) = match series.split_once('{') {
-            Some((name, rest)) => {
-                let body = rest.strip_suffix('}').expect("labels end with }");
-                let mut labels = BTreeMap::new();
-                let mut rest = body;
-                while !rest.is_empty() {
-                    let (key, after) = rest.split_once("=\"").expect("label=\"value\"");
-                    let mut value = String::new();
-                    let mut chars = after.char_indices();
-                    let mut end = after.len();
-                    while let Some((i, c)) = chars.next() {
-                        match c {
-                            '\\' => {
-                                if let Some((_, escaped)) = chars.next() {
-                                    value.push(if escaped == 'n' { '\n' } else { escaped });
-                                }
-                            }
-                            '"' => {
-                                end = i + 1;
-                                break;
-                            }
-                            c => value.push(c),
-                        }
-                    }
-                    labels.insert(key.trim_start_matches(',').to_owned(), value);
-                    rest = after[end..].trim_start_matches(',');
-                }
-                (name.to_owned(), labels)
-            }
-            None => (series.to_owned(), BTreeMap::new()),
-        };
-        samples.push(Sample {
-            name,
-            labels,
-            value,
-        });
-    }
-    samples
-}
-
-/// The value of the one sample named `name` whose labels include `with`.
-fn value(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
-    let matching: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.name == name)
-        .filter(|s| {
-            with.iter()
-                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .collect();
-    assert_eq!(matching.len(), 1, "{name} {with:?}: {matching:?}");
-    matching[0].value
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_exposition_counts_known_traffic_without_patient_identifiers() {

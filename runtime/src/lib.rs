@@ -5,8 +5,11 @@
 //!   outbox).
 //! - [`cancel_on_signal`]: stopping gracefully on SIGTERM or Ctrl-C (the
 //!   hub, registry nodes, adapters).
+//! - [`metrics`]: the Prometheus recorder and the `/metrics` endpoint every
+//!   process serves.
 
 pub mod group_commit;
+pub mod metrics;
 
 pub use group_commit::{CommitError, GroupCommit};
 use tokio_util::sync::CancellationToken;

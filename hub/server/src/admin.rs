@@ -47,6 +47,10 @@ pub fn routes(state: AdminState) -> Http {
         .route("/adapters", get(adapters))
         .route("/registry", get(registry))
         .route("/audit/messages/{message_id}", get(audit_of_message))
+        .route(
+            "/audit/messages/{message_id}/events",
+            get(events_of_message),
+        )
         .route("/audit/patients/{nhs_number}", get(audit_of_patient))
         .with_state(state)
 }
@@ -124,6 +128,21 @@ async fn audit_of_message(
     }
 }
 
+/// What adapters and the hub saw of a message after the decision (no
+/// patient data: codes and reasons).
+async fn events_of_message(
+    State(state): State<AdminState>,
+    Path(message_id): Path<String>,
+) -> impl IntoResponse {
+    match state.router.store().events_of_message(&message_id) {
+        Ok(events) => (StatusCode::OK, Json(serde_json::json!(events))),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": error.to_string() })),
+        ),
+    }
+}
+
 #[derive(Deserialize)]
 struct Limit {
     limit: Option<usize>,
@@ -158,20 +177,6 @@ async fn audit_of_patient(
 
 /// The Prometheus exposition (names in `docs/metrics.md`).
 async fn metrics() -> axum::response::Response {
-    use axum::response::IntoResponse;
-    match crate::metrics::install() {
-        Some(handle) => (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            handle.render(),
-        )
-            .into_response(),
-        None => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "metrics recorder not installed\n",
-        )
-            .into_response(),
-    }
+    crate::metrics::install();
+    lhcie_runtime::metrics::exposition()
 }

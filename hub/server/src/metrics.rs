@@ -9,39 +9,22 @@
 //! (`hub_registry_*`, from `lhcie-registry-client`) are exposed with the
 //! hub's.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use lhcie_hub_core::audit::Ingress;
 use lhcie_hub_core::routing::Routed;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 
-/// Buckets of the routing-time histogram, in seconds.
-const ROUTING_BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
-];
-
-static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+/// The hub's histograms (buckets: `lhcie_runtime::metrics::LATENCY_BUCKETS`).
+pub const HISTOGRAMS: [&str; 1] = ["lhcie_hub_routing_seconds"];
 
 /// Installs the Prometheus recorder (once per process) and returns the
 /// handle that renders the exposition; `None` if another recorder was
 /// installed first.
 pub fn install() -> Option<PrometheusHandle> {
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    metrics_exporter_prometheus::Matcher::Full("lhcie_hub_routing_seconds".into()),
-                    &ROUTING_BUCKETS,
-                )
-                .ok()?
-                .build_recorder();
-            let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok()?;
-            describe();
-            Some(handle)
-        })
-        .clone()
+    let handle = lhcie_runtime::metrics::install(&HISTOGRAMS)?;
+    describe();
+    Some(handle)
 }
 
 fn describe() {

@@ -1,6 +1,7 @@
 //! The gRPC `Exchange` service adapters use: [`submit`] envelopes,
-//! [`receive`] deliveries, and heartbeat. Each call is attributed to an
-//! exchange by [`identity`].
+//! [`receive`] deliveries, heartbeat, and adapters' trace events
+//! (`ReportEvents`, stored for the message trace). Each call is attributed
+//! to an exchange by [`identity`].
 
 pub mod identity;
 pub mod receive;
@@ -10,12 +11,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
+use lhcie_model::{ExchangeId, MessageId};
 use lhcie_proto::hub as hubpb;
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::adapters::AdapterRegistry;
 use crate::router::Router;
+use crate::store::trace::{Layer, TraceEvent};
 use identity::IdentityMode;
 
 /// The service implementation.
@@ -105,4 +109,56 @@ impl hubpb::exchange_server::Exchange for ExchangeService {
             interval_seconds: HEARTBEAT_INTERVAL_SECONDS,
         }))
     }
+
+    async fn report_events(
+        &self,
+        request: Request<hubpb::ReportEventsRequest>,
+    ) -> Result<Response<hubpb::ReportEventsResponse>, Status> {
+        let exchange = identity::identify(&request, self.identity, &self.router)?;
+        let events = &request.get_ref().events;
+        if events.len() > MAX_EVENTS_PER_REPORT {
+            return Err(Status::invalid_argument(format!(
+                "at most {MAX_EVENTS_PER_REPORT} events per report"
+            )));
+        }
+        let mut recorded = 0;
+        for event in events {
+            let Some(event) = adapter_event(&exchange, event) else {
+                continue;
+            };
+            self.router
+                .store()
+                .record_event(&event)
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            recorded += 1;
+        }
+        Ok(Response::new(hubpb::ReportEventsResponse { recorded }))
+    }
+}
+
+/// The most events one `ReportEvents` call may carry.
+pub const MAX_EVENTS_PER_REPORT: usize = 1000;
+
+/// An adapter's event as the hub stores it; `None` if it is not usable.
+fn adapter_event(exchange: &ExchangeId, event: &hubpb::TraceEvent) -> Option<TraceEvent> {
+    let stage = match hubpb::TraceStage::try_from(event.stage).ok()? {
+        hubpb::TraceStage::Unspecified => return None,
+        hubpb::TraceStage::ReceivedFromLocal => "received-from-local",
+        hubpb::TraceStage::RefusedAtBoundary => "refused-at-boundary",
+        hubpb::TraceStage::DeliveredToLocal => "delivered-to-local",
+        hubpb::TraceStage::DeliveryRetry => "delivery-retry",
+        hubpb::TraceStage::DeliveryFailed => "delivery-failed",
+        hubpb::TraceStage::LocalNotified => "local-notified",
+    };
+    let message_id = MessageId::parse(&event.message_id).ok()?;
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(event.at_unix_nanos)).ok()?;
+    Some(TraceEvent::new(
+        message_id.as_str(),
+        at,
+        Layer::Adapter,
+        exchange.as_str(),
+        stage,
+        &event.local_code,
+        &event.detail,
+    ))
 }

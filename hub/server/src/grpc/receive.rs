@@ -24,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
 use crate::link::{Link, Outgoing};
-use crate::router::{RECIPIENTS_HEADER, REJECT_DETAIL_HEADER, REJECT_REASON_HEADER, Router};
+use crate::router::{
+    DECIDED_AT_HEADER, RECIPIENTS_HEADER, REJECT_DETAIL_HEADER, REJECT_REASON_HEADER, Router,
+};
 
 /// Serves one `Receive` stream.
 pub async fn serve(
@@ -108,6 +110,9 @@ pub async fn serve(
                             envelope: Some(envelope),
                             redelivered: delivery.redelivered,
                             recipients,
+                            decided_at_unix_nanos: header(&delivery.properties, DECIDED_AT_HEADER)
+                                .and_then(|at| at.parse().ok())
+                                .unwrap_or(0),
                         };
                         pending.insert(delivery.delivery_tag, delivery);
                         if deliveries.send(Ok(out)).await.is_err() {

@@ -12,6 +12,7 @@
 //! |---|---|---|
 //! | `decisions` | message id, 0, submitting exchange | decided-at (unix ns, big-endian), then the `AuditRecord` (postcard) |
 //! | `by_patient` | NHS number, decided-at, decision key | empty: the audit searchable by patient |
+//! | `events` | message id, 0, at, sequence | a [`trace::TraceEvent`]: what adapters and the hub saw after the decision |
 //!
 //! De-duplication is per submitting exchange, so one exchange can neither
 //! learn the outcome of nor block another's message by reusing its id; a
@@ -43,11 +44,15 @@ pub enum StoreError {
     FlusherStopped,
 }
 
+pub mod trace;
+
 /// The hub's store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
+    db: sled::Db,
     decisions: sled::Tree,
     by_patient: sled::Tree,
+    events: sled::Tree,
     dedup_retention: Duration,
     /// The only flusher of `db`; stopped when the last handle is dropped.
     commit: Arc<GroupCommit>,
@@ -97,6 +102,8 @@ impl Store {
         Ok(Self {
             decisions: db.open_tree("decisions")?,
             by_patient: db.open_tree("by_patient")?,
+            events: db.open_tree("events")?,
+            db,
             dedup_retention,
             commit,
         })

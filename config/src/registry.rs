@@ -37,6 +37,10 @@ pub struct RegistryConfig {
     /// sled tuning.
     #[serde(default)]
     pub store: RegistryStoreSection,
+    /// The Prometheus endpoint (`GET /metrics`, `GET /healthz`); absent:
+    /// none is served.
+    #[serde(default)]
+    pub metrics: Option<RegistryMetricsSection>,
 }
 
 /// The internal Raft service.
@@ -132,6 +136,16 @@ pub struct RegistryStoreSection {
     pub change_log_capacity: u64,
 }
 
+/// The node's Prometheus endpoint (metrics are listed in
+/// `docs/metrics.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryMetricsSection {
+    /// Where to serve `GET /metrics` and `GET /healthz` (plain HTTP;
+    /// `127.0.0.1:0` picks a free port). Keep it on a private network.
+    pub listen: SocketAddr,
+}
+
 impl Default for RegistryStoreSection {
     fn default() -> Self {
         Self {
@@ -204,6 +218,15 @@ impl RegistryConfig {
         }
         if config.api.max_decide_batch == 0 {
             problems.add("api.max_decide_batch", "must be at least 1");
+        }
+        if let Some(metrics) = &config.metrics {
+            let listen = metrics.listen;
+            if listen.port() != 0 && (listen == config.raft.listen || listen == config.api.listen) {
+                problems.add(
+                    "metrics.listen",
+                    "must differ from raft.listen and api.listen",
+                );
+            }
         }
         let members = &config.cluster.initial_members;
         if !members.is_empty() && !members.iter().any(|m| m.id == config.node_id) {
@@ -311,6 +334,49 @@ insecure_plaintext = true
         assert!(config.data_dir.is_absolute());
         assert_eq!(config.raft.heartbeat_ms, 100);
         assert_eq!(config.raft_address(), "127.0.0.1:0");
+        assert_eq!(config.metrics, None, "no endpoint unless asked for");
+    }
+
+    #[test]
+    fn the_metrics_section_names_where_to_serve() {
+        let config = load(&format!("{BASE}[metrics]\nlisten = \"127.0.0.1:9471\"\n")).unwrap();
+        assert_eq!(
+            config.metrics,
+            Some(RegistryMetricsSection {
+                listen: "127.0.0.1:9471".parse().unwrap()
+            })
+        );
+        let any_port = load(&format!("{BASE}[metrics]\nlisten = \"127.0.0.1:0\"\n")).unwrap();
+        assert_eq!(any_port.metrics.unwrap().listen.port(), 0);
+    }
+
+    #[test]
+    fn the_metrics_section_refuses_what_cannot_work() {
+        let keys = |text: &str| -> Vec<String> {
+            load(text)
+                .unwrap_err()
+                .problems
+                .iter()
+                .map(|p| p.key.clone())
+                .collect()
+        };
+        // The API's own port.
+        let text = BASE.replace(
+            "[api]\nlisten = \"127.0.0.1:0\"",
+            "[api]\nlisten = \"127.0.0.1:50071\"",
+        ) + "[metrics]\nlisten = \"127.0.0.1:50071\"\n";
+        assert_eq!(keys(&text), vec!["metrics.listen"]);
+        // No address, a bad one, or an unknown key.
+        for (section, key) in [
+            ("[metrics]\n", "metrics"),
+            ("[metrics]\nlisten = \"localhost\"\n", "metrics.listen"),
+            (
+                "[metrics]\nlisten = \"127.0.0.1:0\"\npath = \"/m\"\n",
+                "metrics.path",
+            ),
+        ] {
+            assert_eq!(keys(&format!("{BASE}{section}")), vec![key], "{section:?}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! ports.
 
 use crate::free_port;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,6 +24,8 @@ pub struct ClusterOptions {
     pub change_log_capacity: u64,
     /// Log entries kept behind a snapshot.
     pub keep_entries_after_snapshot: u64,
+    /// Serve each node's Prometheus endpoint (`[metrics]`).
+    pub metrics: bool,
 }
 
 impl Default for ClusterOptions {
@@ -33,6 +36,7 @@ impl Default for ClusterOptions {
             watch_heartbeat_ms: 100,
             change_log_capacity: 1_000_000,
             keep_entries_after_snapshot: 1000,
+            metrics: false,
         }
     }
 }
@@ -45,6 +49,8 @@ pub struct RegistryNode {
     pub raft_port: u16,
     /// Its API port.
     pub api_port: u16,
+    /// Its metrics port, if [`ClusterOptions::metrics`].
+    pub metrics_port: Option<u16>,
     config: PathBuf,
     data: PathBuf,
     log: PathBuf,
@@ -56,6 +62,12 @@ impl RegistryNode {
     /// `host:port` of its API.
     pub fn api(&self) -> String {
         format!("127.0.0.1:{}", self.api_port)
+    }
+
+    /// The address of its `/metrics` endpoint, if it serves one.
+    pub fn metrics(&self) -> Option<SocketAddr> {
+        self.metrics_port
+            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
     /// Starts (or restarts) the process.
@@ -171,6 +183,10 @@ impl RegistryCluster {
                 let id = i as u64 + 1;
                 let data = dir.join(format!("registry-{id}"));
                 let config = dir.join(format!("registry-{id}.toml"));
+                let metrics_port = options.metrics.then(free_port);
+                let metrics = metrics_port
+                    .map(|port| format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"))
+                    .unwrap_or_default();
                 let cluster = match (i < initial, initial > 1) {
                     (true, true) => members.clone(),
                     (true, false) => String::new(),
@@ -196,7 +212,7 @@ insecure_plaintext = true
 watch_heartbeat_ms = {heartbeat}
 [store]
 change_log_capacity = {changes}
-{cluster}"#,
+{metrics}{cluster}"#,
                         topology = topology.display(),
                         data = data.display(),
                         model = options.consent_model,
@@ -211,6 +227,7 @@ change_log_capacity = {changes}
                     id,
                     raft_port: *raft_port,
                     api_port: *api_port,
+                    metrics_port,
                     log: dir.join(format!("registry-{id}.log")),
                     config,
                     data,

@@ -174,7 +174,7 @@ impl RegistryPolicy {
             *current = complete;
             moved
         });
-        metrics::gauge!("hub_registry_revision").set(complete as f64);
+        metrics::gauge!("lhcie_hub_registry_revision").set(complete as f64);
         Ok(())
     }
 

@@ -115,7 +115,7 @@ async fn consume(
                 _ => {}
             }
         }
-        metrics::counter!("hub_registry_events_total").increment(batch.len() as u64);
+        metrics::counter!("lhcie_hub_registry_events_total").increment(batch.len() as u64);
         if let Err(problem) = cache.apply(batch) {
             tracing::error!(%problem, "the registry feed carries a record this hub cannot read; failing closed");
             client.after_failure(None);

@@ -14,10 +14,13 @@
 //!   client).
 //! - [`api`]: the public API, served by the leader, and the watch feed.
 //! - [`cluster`]: forming the cluster, adding and removing nodes.
+//! - [`metrics`]: what the node measures, served on its optional
+//!   Prometheus endpoint.
 //! - [`node`]: starting and stopping a node.
 
 pub mod api;
 pub mod cluster;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod store;

@@ -1,5 +1,6 @@
 //! Starting and stopping one registry node: the store, Raft, the internal
-//! Raft port and the public API port; forming the cluster on first start.
+//! Raft port, the public API port and the optional metrics endpoint;
+//! forming the cluster on first start.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,6 +31,9 @@ pub struct Bound {
     pub raft: SocketAddr,
     /// The public API port.
     pub api: SocketAddr,
+    /// The Prometheus endpoint (`GET /metrics`), if `[metrics]` asks for
+    /// one.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The largest API message (an import batch).
@@ -67,7 +71,7 @@ fn raft_config(config: &RegistryConfig) -> anyhow::Result<openraft::Config> {
 }
 
 /// Runs a node until `shutdown` is cancelled; `on_bound` is called once
-/// both ports are bound.
+/// its ports are bound.
 pub async fn run(
     config: RegistryConfig,
     shutdown: CancellationToken,
@@ -92,6 +96,7 @@ pub async fn run(
     let bound = Bound {
         raft: raft_listener.local_addr()?,
         api: api_listener.local_addr()?,
+        metrics: serve_metrics(&config, &shutdown).await?,
     };
     let me = Node {
         raft_address: config
@@ -116,6 +121,9 @@ pub async fn run(
     )
     .await
     .context("starting Raft")?;
+    if bound.metrics.is_some() {
+        crate::metrics::raft::spawn(&raft, shutdown.clone());
+    }
     let initial = initial_members(&config, &me);
 
     let api = RegistryApi::new(
@@ -161,7 +169,10 @@ pub async fn run(
     } else {
         form_cluster_if_first(&raft, node_id, &initial).await?;
     }
-    tracing::info!(node = node_id, raft = %bound.raft, api = %bound.api, revision = registry.revision(), "registry node started");
+    let metrics = bound
+        .metrics
+        .map_or_else(|| "off".to_owned(), |a| a.to_string());
+    tracing::info!(node = node_id, raft = %bound.raft, api = %bound.api, %metrics, revision = registry.revision(), "registry node started");
     on_bound(bound);
 
     shutdown.cancelled().await;
@@ -173,6 +184,25 @@ pub async fn run(
     }
     registry.flush().await?;
     Ok(())
+}
+
+/// Installs the recorder and serves `/metrics` if `[metrics]` asks for it;
+/// the bound address.
+async fn serve_metrics(
+    config: &RegistryConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<SocketAddr>> {
+    let Some(section) = &config.metrics else {
+        return Ok(None);
+    };
+    if !crate::metrics::install() {
+        tracing::warn!("another metrics recorder is installed; /metrics will be unavailable");
+    }
+    let bound = lhcie_runtime::metrics::serve(section.listen, shutdown.clone())
+        .await
+        .with_context(|| format!("binding the metrics port {}", section.listen))?;
+    tracing::info!(metrics = %bound, "serving GET /metrics and /healthz");
+    Ok(Some(bound))
 }
 
 /// The members the cluster is formed with: those configured, or this node

@@ -63,9 +63,8 @@ fn change_event(change: Change) -> Event {
 /// this node stops leading (the watcher is sent to the leader) or the node
 /// shuts down.
 pub async fn run(context: WatchContext, from_revision: u64, out: Sender) {
-    metrics::gauge!("registry_watchers").increment(1.0);
+    let _counted = crate::metrics::WatcherGuard::new();
     let _ = stream(&context, from_revision, &out).await;
-    metrics::gauge!("registry_watchers").decrement(1.0);
 }
 
 async fn stream(context: &WatchContext, from_revision: u64, out: &Sender) -> Result<(), Ended> {

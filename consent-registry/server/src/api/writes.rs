@@ -1,12 +1,13 @@
 //! Replicated writes: who asks, proposing to Raft, and what broken rules
 //! mean on the wire.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lhcie_consent::{Command, CommandError, IsaError, Proposal};
 use time::OffsetDateTime;
 
 use super::RegistryApi;
+use crate::metrics::WriteResult;
 use crate::types::{Applied, Outcome};
 
 /// The metadata entry naming the caller.
@@ -61,23 +62,36 @@ impl RegistryApi {
         actor: String,
     ) -> Result<(u64, Outcome), tonic::Status> {
         self.leadership.require()?;
+        let received = Instant::now();
         let kind = lhcie_consent::commands::name(&command);
         let proposal = Proposal {
             command,
             by: actor,
             at: OffsetDateTime::now_utc(),
         };
-        let written = tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(proposal))
+        let written = match tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(proposal))
             .await
-            .map_err(|_| {
-                tonic::Status::unavailable(format!(
+        {
+            Ok(Ok(written)) => written,
+            Ok(Err(error)) => {
+                crate::metrics::write(kind, WriteResult::Failed, None);
+                return Err(self.leadership.write_failed(error));
+            }
+            Err(_) => {
+                crate::metrics::write(kind, WriteResult::Failed, None);
+                return Err(tonic::Status::unavailable(format!(
                     "{kind} was not committed within {} s (the cluster may have lost its quorum); it may still be applied: read it back before retrying",
                     WRITE_TIMEOUT.as_secs()
-                ))
-            })?
-            .map_err(|e| self.leadership.write_failed(e))?;
+                )));
+            }
+        };
         let Applied { revision, outcome } = written.data;
-        metrics::counter!("registry_writes_total", "command" => kind, "result" => if outcome.is_ok() { "applied" } else { "refused" }).increment(1);
+        let result = if outcome.is_ok() {
+            WriteResult::Applied
+        } else {
+            WriteResult::Refused
+        };
+        crate::metrics::write(kind, result, Some(received.elapsed()));
         outcome.map(|o| (revision, o)).map_err(rule_broken)
     }
 }

@@ -309,6 +309,10 @@ pub fn check_config(file: &Path) -> anyhow::Result<()> {
         config.api_address(),
         config.data_dir.display()
     );
+    match &config.metrics {
+        Some(metrics) => println!("metrics on http://{}/metrics", metrics.listen),
+        None => println!("no metrics endpoint"),
+    }
     println!(
         "consent model {:?}; topology {} with {} organisations",
         config.consent_model,

@@ -136,7 +136,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             lhcie_runtime::cancel_on_signal(shutdown.clone());
             lhcie_registry::node::run(config, shutdown, |bound| {
                 // One line on stdout that scripts and tests wait for.
-                println!("registry listening raft={} api={}", bound.raft, bound.api);
+                let metrics = bound
+                    .metrics
+                    .map(|a| format!(" metrics={a}"))
+                    .unwrap_or_default();
+                println!(
+                    "registry listening raft={} api={}{metrics}",
+                    bound.raft, bound.api
+                );
                 use std::io::Write;
                 let _ = std::io::stdout().flush();
             })

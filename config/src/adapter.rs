@@ -49,6 +49,9 @@
 //! # cert = "pki/adapter-client.pem"   # optional client certificate, with key
 //! # key = "pki/adapter-client.key"
 //!
+//! [metrics]                           # optional: GET /metrics and /healthz
+//! listen = "127.0.0.1:9501"           # Prometheus exposition (docs/metrics.md)
+//!
 //! [hl7v2.tls]                         # optional: the MLLP listener speaks TLS
 //! cert = "pki/mllp-listener.pem"
 //! key = "pki/mllp-listener.key"
@@ -97,6 +100,19 @@ pub struct AdapterFile {
     /// Settings of the `fhir-r4` kind.
     #[serde(default)]
     pub fhir: FhirSettings,
+    /// The adapter's own Prometheus endpoint (`GET /metrics`, `GET
+    /// /healthz`); none if absent.
+    #[serde(default)]
+    pub metrics: Option<AdapterMetricsConfig>,
+}
+
+/// `[metrics]`: where the adapter serves its metrics.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterMetricsConfig {
+    /// The address to listen on (`host:port`, e.g. `127.0.0.1:9501`; port
+    /// 0 picks a free one, logged at start).
+    pub listen: std::net::SocketAddr,
 }
 
 /// Tuning of the `fhir-r4` kind (`[fhir]`).
@@ -766,6 +782,31 @@ key = "pki/a.key"
         let tls = settings.file.hub.tls.unwrap();
         assert!(tls.ca.is_absolute() || tls.ca.starts_with(std::env::temp_dir()));
         assert_eq!(tls.server_name, "localhost");
+    }
+
+    #[test]
+    fn metrics_are_optional_and_listen_is_an_address() {
+        assert_eq!(load(&format!("{BASE}{TLS}")).unwrap().file.metrics, None);
+        let settings = load(&format!(
+            "{BASE}{TLS}[metrics]\nlisten = \"127.0.0.1:9501\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            settings.file.metrics,
+            Some(AdapterMetricsConfig {
+                listen: "127.0.0.1:9501".parse().unwrap()
+            })
+        );
+        let error = load(&format!("{BASE}{TLS}[metrics]\nlisten = \"nowhere\"\n")).unwrap_err();
+        assert!(error.problems[0].key.contains("metrics"), "{error}");
+        let error = load(&format!(
+            "{BASE}{TLS}[metrics]\nlisten = \"127.0.0.1:9501\"\nport = 1\n"
+        ))
+        .unwrap_err();
+        assert!(
+            error.problems[0].message.contains("unknown field"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! topology change that makes an exchange an HL7 v2 one, the adapter's
 //! file, and the child process.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -104,6 +105,7 @@ impl Default for AdapterOptions {
 pub struct AdapterProcess {
     child: Child,
     log: PathBuf,
+    metrics: Option<SocketAddr>,
 }
 
 impl AdapterProcess {
@@ -116,6 +118,18 @@ impl AdapterProcess {
         exchange: &str,
         listen: u16,
         options: &AdapterOptions,
+    ) -> Self {
+        Self::start_with_metrics(env, exchange, listen, options, None).await
+    }
+
+    /// [`AdapterProcess::start`], serving `GET /metrics` on `metrics`
+    /// (writes `[metrics]`; e.g. `127.0.0.1:<free_port()>`).
+    pub async fn start_with_metrics(
+        env: &TestEnv,
+        exchange: &str,
+        listen: u16,
+        options: &AdapterOptions,
+        metrics: Option<SocketAddr>,
     ) -> Self {
         let id = ExchangeId::parse(exchange).expect("exchange id");
         let config = env.dir().join(format!("adapter-{exchange}.toml"));
@@ -131,6 +145,9 @@ impl AdapterProcess {
                 )
             })
             .unwrap_or_default();
+        let metrics_table = metrics
+            .map(|listen| format!("[metrics]\nlisten = \"{listen}\"\n"))
+            .unwrap_or_default();
         std::fs::write(
             &config,
             format!(
@@ -144,7 +161,7 @@ cert = "{cert}"
 key = "{key}"
 [store]
 path = "adapter-{exchange}"
-{broker}[hl7v2]
+{broker}{metrics_table}[hl7v2]
 ack_wait_ms = {ack_wait_ms}
 {extra}
 [fhir]
@@ -168,7 +185,11 @@ ack_wait_ms = {ack_wait_ms}
             .stderr(std::fs::File::create(&log).expect("adapter log"))
             .spawn()
             .expect("starting the adapter");
-        let mut adapter = Self { child, log };
+        let mut adapter = Self {
+            child,
+            log,
+            metrics,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         while tokio::net::TcpStream::connect(("127.0.0.1", listen))
             .await
@@ -187,6 +208,12 @@ ack_wait_ms = {ack_wait_ms}
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         adapter
+    }
+
+    /// Where it serves `GET /metrics` (see
+    /// [`AdapterProcess::start_with_metrics`]).
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics
     }
 
     /// Its log (message ids and counts, never content).

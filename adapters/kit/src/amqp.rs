@@ -137,12 +137,30 @@ pub async fn receive<H, F>(
     identity: AmqpIdentity,
     prefetch: u16,
     seen: SeenStore,
-    mut handle: H,
+    handle: H,
     shutdown: CancellationToken,
 ) -> ReceiverStats
 where
     H: FnMut(Incoming) -> F,
     F: std::future::Future<Output = Disposition>,
+{
+    receive_observed(identity, prefetch, seen, handle, |_| {}, shutdown).await
+}
+
+/// [`receive`], calling `on_duplicate` with each delivery skipped as
+/// already handled (it is acknowledged without reaching `handle`).
+pub async fn receive_observed<H, F, D>(
+    identity: AmqpIdentity,
+    prefetch: u16,
+    seen: SeenStore,
+    mut handle: H,
+    mut on_duplicate: D,
+    shutdown: CancellationToken,
+) -> ReceiverStats
+where
+    H: FnMut(Incoming) -> F,
+    F: std::future::Future<Output = Disposition>,
+    D: FnMut(&pb::Envelope),
 {
     let mut stats = ReceiverStats::default();
     let mut backoff = Duration::from_millis(100);
@@ -152,6 +170,7 @@ where
             prefetch,
             &seen,
             &mut handle,
+            &mut on_duplicate,
             &mut stats,
             &shutdown,
         )
@@ -171,17 +190,19 @@ where
     stats
 }
 
-async fn session<H, F>(
+async fn session<H, F, D>(
     identity: &AmqpIdentity,
     prefetch: u16,
     seen: &SeenStore,
     handle: &mut H,
+    on_duplicate: &mut D,
     stats: &mut ReceiverStats,
     shutdown: &CancellationToken,
 ) -> Result<(), String>
 where
     H: FnMut(Incoming) -> F,
     F: std::future::Future<Output = Disposition>,
+    D: FnMut(&pb::Envelope),
 {
     let connection = lhcie_broker::connect(
         &identity.broker,
@@ -235,11 +256,13 @@ where
                     let id = envelope.message_id.clone();
                     if seen.contains(&id).map_err(|e| e.to_string())? {
                         stats.duplicates += 1;
+                        on_duplicate(&envelope);
                         unflushed.push(delivery.acker);
                         continue;
                     }
                     let recipients = recipients_header(&delivery.properties);
-                    match handle(Incoming { envelope, recipients, redelivered: delivery.redelivered }).await {
+                    let decided_at_unix_nanos = decided_at_header(&delivery.properties);
+                    match handle(Incoming { envelope, recipients, redelivered: delivery.redelivered, decided_at_unix_nanos }).await {
                         Disposition::Delivered => {
                             stats.handed_over += 1;
                             seen.insert(&id).map_err(|e| e.to_string())?;
@@ -287,16 +310,72 @@ async fn flush_and_ack(seen: &SeenStore, unflushed: &mut Vec<lapin::Acker>) -> R
     Ok(())
 }
 
+/// A string header's value (long or short string).
+fn string_header(properties: &BasicProperties, name: &str) -> Option<String> {
+    match properties.headers().as_ref()?.inner().get(name)? {
+        AMQPValue::LongString(value) => {
+            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        }
+        AMQPValue::ShortString(value) => Some(value.as_str().to_owned()),
+        _ => None,
+    }
+}
+
 fn recipients_header(properties: &BasicProperties) -> Vec<String> {
-    let Some(headers) = properties.headers() else {
-        return vec![];
-    };
-    match headers.inner().get("lhcie-recipients") {
-        Some(AMQPValue::LongString(value)) => String::from_utf8_lossy(value.as_bytes())
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        _ => vec![],
+    string_header(properties, "lhcie-recipients")
+        .map(|value| {
+            value
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// When the hub decided (`lhcie-decided-at`, unix nanoseconds as text); 0
+/// if absent or unreadable.
+fn decided_at_header(properties: &BasicProperties) -> i64 {
+    string_header(properties, "lhcie-decided-at")
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use lapin::types::{LongString, ShortString};
+
+    use super::*;
+
+    fn with_headers(headers: &[(&str, AMQPValue)]) -> BasicProperties {
+        let mut table = FieldTable::default();
+        for (name, value) in headers {
+            table.insert(ShortString::from(*name), value.clone());
+        }
+        BasicProperties::default().with_headers(table)
+    }
+
+    #[test]
+    fn the_hubs_headers_are_read() {
+        let properties = with_headers(&[
+            (
+                "lhcie-recipients",
+                AMQPValue::LongString(LongString::from("RAL,RKE")),
+            ),
+            (
+                "lhcie-decided-at",
+                AMQPValue::LongString(LongString::from("1767225600123456789")),
+            ),
+        ]);
+        assert_eq!(recipients_header(&properties), ["RAL", "RKE"]);
+        assert_eq!(decided_at_header(&properties), 1_767_225_600_123_456_789);
+        let none = BasicProperties::default();
+        assert!(recipients_header(&none).is_empty());
+        assert_eq!(decided_at_header(&none), 0);
+        let bad = with_headers(&[(
+            "lhcie-decided-at",
+            AMQPValue::LongString(LongString::from("yesterday")),
+        )]);
+        assert_eq!(decided_at_header(&bad), 0);
     }
 }

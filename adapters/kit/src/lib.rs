@@ -17,6 +17,9 @@
 //!   id, acknowledged only once the local system took them and their ids
 //!   are recorded durably ([`dedup`]).
 //! - [`heartbeat`]: telling the hub the adapter is up.
+//! - [`trace`]: telling the hub what happened to each message at the
+//!   adapter's side (received from, refused, delivered to the local
+//!   system...), best effort, for the operators' message trace.
 //! - [`amqp`]: the same over AMQP (publish to the ingress exchange, consume
 //!   the exchange's own egress queue) as the adapter's broker user;
 //!   [`amqp_sink`] puts the publisher behind the outbox's forwarder
@@ -33,11 +36,13 @@ pub mod dedup;
 pub mod heartbeat;
 pub mod outbox;
 pub mod receiver;
+pub mod trace;
 pub mod uplink;
 
 pub use amqp_sink::AmqpSink;
 pub use connection::{ClientTls, HubClient, HubConnection};
 pub use dedup::SeenStore;
 pub use outbox::{Outbox, OutboxError, Ticket};
-pub use receiver::{Disposition, Incoming, ReceiverStats, receive};
+pub use receiver::{Disposition, Incoming, ReceiverStats, receive, receive_observed};
+pub use trace::{TraceOptions, TraceReporter};
 pub use uplink::{Answers, Uplink};

@@ -38,6 +38,10 @@ pub struct Incoming {
     pub recipients: Vec<String>,
     /// Whether the hub may have delivered it before.
     pub redelivered: bool,
+    /// When the hub decided to forward it (unix nanoseconds; 0 if
+    /// unknown), for the latency from the hub's decision to the local
+    /// system.
+    pub decided_at_unix_nanos: i64,
 }
 
 /// Counts, for operators and tests.
@@ -55,12 +59,30 @@ pub async fn receive<H, F>(
     connection: HubConnection,
     max_in_flight: u32,
     seen: SeenStore,
-    mut handle: H,
+    handle: H,
     shutdown: CancellationToken,
 ) -> ReceiverStats
 where
     H: FnMut(Incoming) -> F,
     F: std::future::Future<Output = Disposition>,
+{
+    receive_observed(connection, max_in_flight, seen, handle, |_| {}, shutdown).await
+}
+
+/// [`receive`], calling `on_duplicate` with each delivery skipped as
+/// already handled (it is acknowledged without reaching `handle`).
+pub async fn receive_observed<H, F, D>(
+    connection: HubConnection,
+    max_in_flight: u32,
+    seen: SeenStore,
+    mut handle: H,
+    mut on_duplicate: D,
+    shutdown: CancellationToken,
+) -> ReceiverStats
+where
+    H: FnMut(Incoming) -> F,
+    F: std::future::Future<Output = Disposition>,
+    D: FnMut(&pb::Envelope),
 {
     let mut stats = ReceiverStats::default();
     let mut backoff = Duration::from_millis(100);
@@ -70,6 +92,7 @@ where
             max_in_flight,
             &seen,
             &mut handle,
+            &mut on_duplicate,
             &mut stats,
             &shutdown,
         )
@@ -89,17 +112,19 @@ where
     stats
 }
 
-async fn session<H, F>(
+async fn session<H, F, D>(
     connection: &HubConnection,
     max_in_flight: u32,
     seen: &SeenStore,
     handle: &mut H,
+    on_duplicate: &mut D,
     stats: &mut ReceiverStats,
     shutdown: &CancellationToken,
 ) -> Result<(), String>
 where
     H: FnMut(Incoming) -> F,
     F: std::future::Future<Output = Disposition>,
+    D: FnMut(&pb::Envelope),
 {
     let mut client = connection.connect().await.map_err(|e| e.to_string())?;
     let (requests, request_stream) = mpsc::channel(max_in_flight as usize + 1);
@@ -126,6 +151,7 @@ where
                     let id = envelope.message_id.clone();
                     if seen.contains(&id).map_err(|e| e.to_string())? {
                         stats.duplicates += 1;
+                        on_duplicate(&envelope);
                         unflushed.push(delivery.delivery_id);
                         continue;
                     }
@@ -133,6 +159,7 @@ where
                         envelope,
                         recipients: delivery.recipients,
                         redelivered: delivery.redelivered,
+                        decided_at_unix_nanos: delivery.decided_at_unix_nanos,
                     })
                     .await;
                     match disposition {

@@ -7,6 +7,8 @@ use lhcie_adapter_kit::{HubConnection, Outbox};
 use lhcie_config::{AdapterFile, Exchange};
 use tokio_util::sync::CancellationToken;
 
+use crate::ops::Ops;
+
 /// Shared by every component of a running adapter. Cheap to clone.
 #[derive(Clone)]
 pub struct AdapterContext {
@@ -23,6 +25,8 @@ pub struct AdapterContext {
     pub shutdown: CancellationToken,
     /// The adapter's store folder; a kind may keep its own files under it.
     pub store_dir: PathBuf,
+    /// Metrics and trace events: report what became of each message here.
+    pub ops: Ops,
 }
 
 impl std::fmt::Debug for AdapterContext {

@@ -5,12 +5,14 @@
 //! runs the adapter of the kind the topology names for it:
 //!
 //! - `hl7v2-mllp` ([`hl7v2`]): HL7 v2 over MLLP both ways;
-//! - `fhir-r4` and `native`: not served by this binary (yet); a clear error.
+//! - `fhir-r4` ([`fhir`]): FHIR R4 messaging over HTTP both ways;
+//! - `native`: not served by this binary; a clear error.
 //!
 //! Every kind shares the same machinery ([`runtime`]): a durable outbox
 //! forwarded to the hub through the kit's uplink, a de-duplicating
 //! receiver of deliveries, heartbeats reporting the outbox depth, and
-//! graceful shutdown on SIGINT or SIGTERM. A kind implements
+//! graceful shutdown on SIGINT or SIGTERM; with `[metrics]` a Prometheus
+//! endpoint, and trace events to the hub ([`ops`]). A kind implements
 //! [`kind::AdapterKind`] and gets an [`context::AdapterContext`].
 //!
 //! ```sh
@@ -29,6 +31,7 @@ mod fhir;
 mod hl7v2;
 mod hub_codes;
 mod kind;
+mod ops;
 mod runtime;
 
 use std::path::PathBuf;
@@ -91,8 +94,13 @@ fn main() -> ExitCode {
 fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     let settings = AdapterSettings::load(file)?;
     kind::check_supported(&settings.exchange.adapter)?;
+    let metrics = settings
+        .file
+        .metrics
+        .as_ref()
+        .map_or_else(|| "none".to_owned(), |m| m.listen.to_string());
     println!(
-        "{}: exchange {} ({}), adapter kind {}, hub {}, store {}",
+        "{}: exchange {} ({}), adapter kind {}, hub {}, store {}, metrics {metrics}",
         file.display(),
         settings.exchange.id,
         settings.exchange.name,

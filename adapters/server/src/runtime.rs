@@ -12,7 +12,10 @@
 //!   egress queue over AMQP), de-duplicated by message id
 //!   (durable seen-set), each handed to [`AdapterKind::deliver`] and
 //!   acknowledged as it says;
-//! - **heartbeats** reporting the outbox depth;
+//! - **heartbeats** reporting the outbox depth (also the gauge
+//!   `lhcie_adapter_outbox_depth`, refreshed every second);
+//! - with `[metrics]`, the Prometheus endpoint, and the **trace reporter**
+//!   sending trace events to the hub ([`crate::ops`]);
 //! - a log of the hub's **rejections** (message id and reason); each stays
 //!   in the outbox's rejected list until the kind has told the local
 //!   system (the `hl7v2-mllp` kind: in the ACK, or later as an ACK message
@@ -20,7 +23,8 @@
 //! - the kind's inbound side, [`AdapterKind::serve_inbound`].
 //!
 //! SIGINT or SIGTERM cancel the shutdown token; everything drains and
-//! stops. Whatever is still pending stays in the outbox for next time.
+//! stops; the trace events still buffered are sent within a short grace.
+//! Whatever is still pending stays in the outbox for next time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +32,9 @@ use std::time::Duration;
 use anyhow::Context;
 use lhcie_adapter_kit::amqp::AmqpIdentity;
 use lhcie_adapter_kit::outbox::Outcome;
-use lhcie_adapter_kit::{AmqpSink, ClientTls, HubConnection, Outbox, SeenStore, Uplink};
+use lhcie_adapter_kit::{
+    AmqpSink, ClientTls, HubConnection, Outbox, SeenStore, TraceOptions, TraceReporter, Uplink,
+};
 use lhcie_config::{AdapterConfig, AdapterSettings, Uplink as UplinkKind};
 use lhcie_proto::hub as hubpb;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +43,8 @@ use crate::context::AdapterContext;
 use crate::fhir::FhirR4;
 use crate::hl7v2::Hl7v2Mllp;
 use crate::kind::AdapterKind;
+use crate::ops::Ops;
+use crate::ops::metrics::{self, OutboxDepth};
 
 /// Envelopes on their way to the hub and not yet answered, at most.
 const UPLINK_WINDOW: usize = 256;
@@ -47,6 +55,8 @@ const RECEIVE_IN_FLIGHT: u32 = 16;
 pub async fn serve(settings: AdapterSettings) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     lhcie_runtime::cancel_on_signal(shutdown.clone());
+    // Before anything takes a metric handle.
+    metrics::serve(settings.file.metrics.as_ref(), shutdown.clone()).await?;
     let ctx = context(settings, shutdown)?;
     match ctx.exchange.adapter.clone() {
         AdapterConfig::Hl7v2Mllp { listen, deliver_to } => {
@@ -82,6 +92,10 @@ fn context(
         }),
         exchange: exchange.id.clone(),
     };
+    // `[hub]` is required, so there is always a gRPC channel for trace
+    // events (even with the AMQP uplink, like heartbeats).
+    let trace = TraceReporter::start(Some(connection.clone()), TraceOptions::default());
+    let ops = Ops::new(&exchange.id, exchange.adapter.kind(), trace);
     Ok(AdapterContext {
         exchange: Arc::new(exchange),
         file: Arc::new(file),
@@ -89,6 +103,7 @@ fn context(
         outbox,
         shutdown,
         store_dir,
+        ops,
     })
 }
 
@@ -130,16 +145,16 @@ pub async fn run<K: AdapterKind>(kind: Arc<K>, ctx: AdapterContext) -> anyhow::R
             }
         }
     });
-    let heartbeat = tokio::spawn({
-        let outbox = ctx.outbox.clone();
-        lhcie_adapter_kit::heartbeat::heartbeat(
-            ctx.connection.clone(),
-            kind.name(),
-            move || outbox.pending_len(),
-            shutdown.clone(),
-        )
-    });
+    let depth = OutboxDepth::new(ctx.ops.exchange(), ctx.outbox.clone());
+    let depth_gauge = tokio::spawn(depth.clone().refresh(shutdown.clone()));
+    let heartbeat = tokio::spawn(lhcie_adapter_kit::heartbeat::heartbeat(
+        ctx.connection.clone(),
+        kind.name(),
+        move || depth.read(),
+        shutdown.clone(),
+    ));
     let rejections = tokio::spawn(log_rejections(ctx.outbox.clone(), shutdown.clone()));
+    let kind_ops = ctx.ops.clone();
     let receiver = tokio::spawn({
         let kind = kind.clone();
         let connection = ctx.connection.clone();
@@ -150,24 +165,28 @@ pub async fn run<K: AdapterKind>(kind: Arc<K>, ctx: AdapterContext) -> anyhow::R
             async move { kind.deliver(incoming, &ctx).await }
         };
         let shutdown = shutdown.clone();
+        let ops = kind_ops;
+        let on_duplicate = move |_: &_| ops.duplicate_delivery();
         async move {
             match amqp {
                 Some(identity) => {
-                    lhcie_adapter_kit::amqp::receive(
+                    lhcie_adapter_kit::amqp::receive_observed(
                         identity,
                         RECEIVE_IN_FLIGHT as u16,
                         seen,
                         handler,
+                        on_duplicate,
                         shutdown,
                     )
                     .await
                 }
                 None => {
-                    lhcie_adapter_kit::receive(
+                    lhcie_adapter_kit::receive_observed(
                         connection,
                         RECEIVE_IN_FLIGHT,
                         seen,
                         handler,
+                        on_duplicate,
                         shutdown,
                     )
                     .await
@@ -182,7 +201,10 @@ pub async fn run<K: AdapterKind>(kind: Arc<K>, ctx: AdapterContext) -> anyhow::R
     let stats = receiver.await.ok();
     let report = forwarder.await.ok();
     let _ = heartbeat.await;
+    let _ = depth_gauge.await;
     let _ = rejections.await;
+    // Last: what the others reported while stopping is sent too.
+    ctx.ops.trace().close().await;
     tracing::info!(
         handed_over = stats.map(|s| s.handed_over),
         duplicates = stats.map(|s| s.duplicates),

@@ -23,11 +23,17 @@
 //!
 //! A rejection by the hub after the answer is reported later, as a response
 //! message posted to the local system ([`super::late_responses`]).
+//!
+//! Each answer is counted, timed and traced ([`crate::ops`]): the HTTP
+//! status as the code, the ITK3 code (`20013`, `20007`, `20015`), the
+//! hub's response code or the refusal's issue code as the detail; a
+//! refusal is traced only once the message id is known (a message that
+//! cannot be read has none).
 //! Diagnostics never carry patient data; logs carry message ids and codes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
@@ -51,6 +57,7 @@ use super::acks::{self, AckSpec};
 use super::delivered::DeliveredHeaders;
 use crate::context::AdapterContext;
 use crate::hl7v2::ack_window::AckWindow;
+use crate::ops::Received;
 use lhcie_config::FhirSettings;
 
 /// What a POST carries.
@@ -171,13 +178,69 @@ fn refuse(rejection: &Rejection) -> Response {
     fhir_json(status, &rejection.operation_outcome())
 }
 
+/// A response with what it means for operations.
+struct Answered {
+    response: Response,
+    outcome: Received,
+    message_id: Option<String>,
+    /// The ITK3 code, the hub's response code or a refusal's code.
+    detail: String,
+}
+
+impl Answered {
+    fn new(response: Response, outcome: Received, message_id: &str, detail: &str) -> Self {
+        Self {
+            response,
+            outcome,
+            message_id: Some(message_id.to_owned()),
+            detail: detail.to_owned(),
+        }
+    }
+
+    /// Refused before a message id was known.
+    fn refused(response: Response, detail: &str) -> Self {
+        Self {
+            response,
+            outcome: Received::Refused,
+            message_id: None,
+            detail: detail.to_owned(),
+        }
+    }
+}
+
+impl From<Response> for Answered {
+    fn from(response: Response) -> Self {
+        Self::refused(response, "")
+    }
+}
+
 impl Endpoint {
+    /// Answers one request; counts, times and traces the answer
+    /// ([`crate::ops`]).
     async fn handle(
         &self,
         posted: Posted,
         headers: &HeaderMap,
         body: Result<Bytes, BytesRejection>,
     ) -> Response {
+        let started = Instant::now();
+        let answered = self.answer(posted, headers, body).await;
+        self.ctx.ops.answered(
+            started,
+            answered.outcome,
+            answered.message_id.as_deref(),
+            answered.response.status().as_str(),
+            &answered.detail,
+        );
+        answered.response
+    }
+
+    async fn answer(
+        &self,
+        posted: Posted,
+        headers: &HeaderMap,
+        body: Result<Bytes, BytesRejection>,
+    ) -> Answered {
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
@@ -186,7 +249,7 @@ impl Endpoint {
                 status = rejection.status,
                 "FHIR request refused: media type"
             );
-            return refuse(&rejection);
+            return refuse(&rejection).into();
         }
         let body = match body {
             Ok(body) => body,
@@ -202,7 +265,7 @@ impl Endpoint {
                 );
                 rejection.itk_code = Some(itk_response::TOO_LARGE);
                 tracing::info!("FHIR request refused: too large");
-                return refuse(&rejection);
+                return Answered::refused(refuse(&rejection), itk_response::TOO_LARGE);
             }
             Err(error) => {
                 let rejection = Rejection::new(
@@ -211,7 +274,7 @@ impl Endpoint {
                     None,
                     format!("the body could not be read: {}", error.status()),
                 );
-                return refuse(&rejection);
+                return refuse(&rejection).into();
             }
         };
         let now = OffsetDateTime::now_utc();
@@ -231,7 +294,8 @@ impl Endpoint {
                     bytes = body.len(),
                     "FHIR content refused; nothing forwarded"
                 );
-                return refuse(&rejection);
+                let detail = rejection.itk_code.unwrap_or(issue.code.as_str());
+                return Answered::refused(refuse(&rejection), detail);
             }
         };
         self.store_and_answer(posted, inbound, now).await
@@ -268,7 +332,7 @@ impl Endpoint {
         posted: Posted,
         mut inbound: Inbound,
         now: OffsetDateTime,
-    ) -> Response {
+    ) -> Answered {
         self.relate_response(&mut inbound);
         let envelope = inbound.envelope.clone();
         let message_id = envelope.message_id.to_string();
@@ -288,21 +352,33 @@ impl Endpoint {
             Ok(ticket) => ticket,
             Err(error) => {
                 tracing::error!(%message_id, %error, "cannot store the message in the outbox: 500");
-                return outcome(
+                let response = outcome(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "exception",
                     "the message could not be stored; nothing was accepted, send it again",
+                );
+                return Answered::new(
+                    response,
+                    Received::Refused,
+                    &message_id,
+                    "outbox-unavailable",
                 );
             }
         };
         if ticket.duplicate {
             tracing::info!(%message_id, "duplicate FHIR message: ITK3 20007, not forwarded again");
-            return self.response(
+            let response = self.response(
                 &inbound,
                 AckOutcome::Negative,
                 itk_response::DUPLICATE_MESSAGE,
                 "duplicate message: already received",
                 now,
+            );
+            return Answered::new(
+                response,
+                Received::Duplicate,
+                &message_id,
+                itk_response::DUPLICATE_MESSAGE,
             );
         }
         tracing::info!(%message_id, "FHIR message stored");
@@ -315,13 +391,15 @@ impl Endpoint {
             if let Err(error) = self.ctx.outbox.remove_rejected(&message_id) {
                 tracing::warn!(%message_id, %error, "cannot remove an answered rejection from the outbox");
             }
-            return outcome(
+            let response = outcome(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "processing",
                 &format!("rejected by the hub: {reason}"),
             );
+            let code = crate::hub_codes::code_of(rejection.reason()).unwrap_or(reason);
+            return Answered::new(response, Received::HubRejected, &message_id, code);
         }
-        match posted {
+        let response = match posted {
             Posted::Message => self.response(
                 &inbound,
                 AckOutcome::Positive,
@@ -341,7 +419,13 @@ impl Endpoint {
                     }]
                 }),
             ),
-        }
+        };
+        Answered::new(
+            response,
+            Received::Accepted,
+            &message_id,
+            itk_response::SUCCESS,
+        )
     }
 
     /// The synchronous ITK3 response to a message.

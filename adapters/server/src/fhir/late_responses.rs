@@ -5,7 +5,9 @@
 //! free-text detail) to `[deliver_to]/$process-message`, answering the
 //! `MessageHeader.id` the local system used (the entry's receipt), and
 //! removes the entry once the local system answered 2xx. Otherwise the
-//! entry stays, durably, and is tried again with backoff. The inbound side's
+//! entry stays, durably, and is tried again with backoff. Once accepted,
+//! `local-notified` is traced on the message's id (code: the HTTP status;
+//! detail: the hub's response code). The inbound side's
 //! [`AckWindow`] keeps it from reporting what the synchronous answer says.
 
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use std::time::Duration;
 
 use lhcie_adapter_kit::Outbox;
 use lhcie_adapter_kit::outbox::RejectedEntry;
+use lhcie_adapter_kit::trace::TraceStage;
 use lhcie_fhir_r4::{RenderContext, ResponseDisposition, read_response, render_response};
 use lhcie_model::{AckLevel, AckOutcome, Coding, Envelope, HUB_RESPONSE_CODE_SYSTEM};
 use time::OffsetDateTime;
@@ -22,12 +25,15 @@ use super::acks::{self, AckSpec};
 use super::client::LocalClient;
 use super::outbound::PROCESS_MESSAGE;
 use crate::hl7v2::ack_window::AckWindow;
+use crate::ops::Ops;
 use crate::runtime::{pause, reason_name};
 
 /// The task reporting late rejections.
 pub struct LateResponses {
     /// The adapter's outbox.
     pub outbox: Outbox,
+    /// Where `local-notified` is reported.
+    pub ops: Ops,
     /// To the local system.
     pub client: LocalClient,
     /// Messages the inbound side is still answering.
@@ -129,6 +135,12 @@ impl LateResponses {
                 if read_response(answer.status, &answer.body).disposition
                     == ResponseDisposition::Ok =>
             {
+                self.ops.report(
+                    message_id,
+                    TraceStage::LocalNotified,
+                    &answer.status.to_string(),
+                    code,
+                );
                 match self.outbox.remove_rejected(message_id) {
                     Ok(_) => {
                         tracing::info!(%message_id, reason, "late rejection reported to the local FHIR system");

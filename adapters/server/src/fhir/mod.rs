@@ -80,6 +80,7 @@ impl AdapterKind for FhirR4 {
         let stop = ctx.shutdown.child_token();
         let late = late_responses::LateResponses {
             outbox: ctx.outbox.clone(),
+            ops: ctx.ops.clone(),
             client: self.client.clone(),
             window: window.clone(),
             retry_max: Duration::from_millis(self.settings.delivery_retry_max_ms),
@@ -100,6 +101,7 @@ impl AdapterKind for FhirR4 {
     }
 
     async fn deliver(&self, incoming: Incoming, ctx: &AdapterContext) -> Disposition {
+        let mut tracker = ctx.ops.delivery(&incoming);
         outbound::Deliverer {
             client: &self.client,
             outbox: &ctx.outbox,
@@ -108,7 +110,7 @@ impl AdapterKind for FhirR4 {
             retry_max: Duration::from_millis(self.settings.delivery_retry_max_ms),
             source_endpoint: &self.source_endpoint,
         }
-        .deliver(incoming, &ctx.shutdown)
+        .deliver(incoming, &mut tracker, &ctx.shutdown)
         .await
     }
 }

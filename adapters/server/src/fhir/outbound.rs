@@ -25,6 +25,14 @@
 //! Acknowledgements are put in the outbox first, so they are as durable as
 //! anything the local system sends; their ids are derived, so a redelivery
 //! produces no second one.
+//!
+//! Every attempt is told to the delivery's
+//! [`DeliveryTracker`] (the HTTP status as
+//! the code): delivered (detail: the answer's ITK3 code), or, for an
+//! acknowledgement, `local-notified` on the original message's id
+//! (detail: the acknowledgement's code); retry (`http-503`, `timeout`,
+//! `no-answer`); failed (`local-refused <code>`, `not-renderable`,
+//! `invalid-envelope`).
 
 use std::time::Duration;
 
@@ -41,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 use super::acks::{self, AckSpec};
 use super::client::LocalClient;
 use super::delivered::DeliveredHeaders;
+use crate::ops::DeliveryTracker;
 use crate::runtime::pause;
 
 /// Where deliveries go under `deliver_to`.
@@ -63,13 +72,20 @@ pub struct Deliverer<'a> {
 }
 
 impl Deliverer<'_> {
-    /// Delivers one envelope; see the module docs.
-    pub async fn deliver(&self, incoming: Incoming, shutdown: &CancellationToken) -> Disposition {
+    /// Delivers one envelope, telling `tracker` about each attempt; see
+    /// the module docs.
+    pub async fn deliver(
+        &self,
+        incoming: Incoming,
+        tracker: &mut DeliveryTracker,
+        shutdown: &CancellationToken,
+    ) -> Disposition {
         let message_id = incoming.envelope.message_id.clone();
         let envelope = match Envelope::try_from(incoming.envelope) {
             Ok(envelope) => envelope,
             Err(error) => {
                 tracing::warn!(%message_id, %error, "delivery is not a valid canonical envelope; rejected");
+                tracker.failed("", "invalid-envelope");
                 return Disposition::Rejected(format!("invalid envelope: {error}"));
             }
         };
@@ -79,6 +95,7 @@ impl Deliverer<'_> {
             Ok(rendered) => rendered,
             Err(reason) => {
                 tracing::warn!(%message_id, reason = %reason, "cannot write the delivery as FHIR; rejected");
+                tracker.failed("", "not-renderable");
                 return Disposition::Rejected(reason);
             }
         };
@@ -96,13 +113,24 @@ impl Deliverer<'_> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            tracker.attempt();
             let problem = match self.client.post(PROCESS_MESSAGE, body.clone()).await {
                 Ok(answer) => {
                     let response = read_response(answer.status, &answer.body);
+                    let status = answer.status.to_string();
                     match response.disposition {
                         ResponseDisposition::Ok => {
                             tracing::info!(%message_id, attempt, status = answer.status, "delivered to the local FHIR system");
-                            return self
+                            let itk_code = response.itk_code.as_deref().unwrap_or("");
+                            match &envelope.body {
+                                Body::Acknowledgement(ack) => tracker.notified(
+                                    ack.refers_to.as_str(),
+                                    &status,
+                                    ack.code.as_ref().map_or("", |c| c.code.as_str()),
+                                ),
+                                _ => tracker.delivered(&status, itk_code),
+                            }
+                            let disposition = self
                                 .after_success(
                                     &envelope,
                                     recipient.as_ref(),
@@ -110,6 +138,10 @@ impl Deliverer<'_> {
                                     now,
                                 )
                                 .await;
+                            if disposition == Disposition::Retry {
+                                tracker.retry(&status, "ack-not-stored");
+                            }
+                            return disposition;
                         }
                         ResponseDisposition::Fatal => {
                             let code = response
@@ -117,7 +149,7 @@ impl Deliverer<'_> {
                                 .clone()
                                 .unwrap_or_else(|| format!("http-{}", answer.status));
                             tracing::warn!(%message_id, status = answer.status, code = %code, "the local FHIR system refused the delivery");
-                            return self
+                            let disposition = self
                                 .after_refusal(
                                     &envelope,
                                     recipient.as_ref(),
@@ -126,13 +158,27 @@ impl Deliverer<'_> {
                                     now,
                                 )
                                 .await;
+                            match disposition {
+                                Disposition::Retry => tracker.retry(&status, "ack-not-stored"),
+                                _ => tracker.failed(&status, &format!("local-refused {code}")),
+                            }
+                            return disposition;
                         }
                         ResponseDisposition::Transient => {
+                            tracker.retry(&status, &format!("http-{status}"));
                             format!("transient answer (HTTP {})", answer.status)
                         }
                     }
                 }
-                Err(problem) => problem,
+                Err(problem) => {
+                    let code = if problem.starts_with("no answer within") {
+                        "timeout"
+                    } else {
+                        "no-answer"
+                    };
+                    tracker.retry("", code);
+                    problem
+                }
             };
             tracing::warn!(%message_id, attempt, retry_in_ms = backoff.as_millis() as u64, problem = %problem, "delivery to the local FHIR system failed; retrying");
             if !pause(backoff, shutdown).await {

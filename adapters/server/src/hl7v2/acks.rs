@@ -1,6 +1,6 @@
 //! Acknowledgements beyond those `lhcie-hl7v2` builds: the ACK for a
 //! message the hub rejected, and reading the local system's ACK to a
-//! delivery.
+//! delivery (and naming why sending it failed, [`send_problem`]).
 //!
 //! Nothing from the message body goes into an ACK: the hub's reason is
 //! reported by its name (e.g. `REJECT_REASON_INVALID_NHS_NUMBER`) and a
@@ -70,8 +70,8 @@ pub fn with_user_message(ack: Message, text: &str) -> Message {
 /// What the local system said to a delivery (MSA-1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LocalAnswer {
-    /// AA or CA.
-    Accepted,
+    /// AA or CA (the code).
+    Accepted(&'static str),
     /// AE, AR, CE or CR (the code, for the dead-letter reason).
     Refused(&'static str),
     /// No usable MSA-1, or MSA-2 names another message.
@@ -90,12 +90,29 @@ pub fn read_local_ack(ack: &[u8], control_id: Option<&str>) -> LocalAnswer {
         return LocalAnswer::Unusable;
     }
     match message.value("MSA", 1, 1, 1, 1).map(str::trim) {
-        Some("AA" | "CA") => LocalAnswer::Accepted,
+        Some("AA") => LocalAnswer::Accepted("AA"),
+        Some("CA") => LocalAnswer::Accepted("CA"),
         Some("AE") => LocalAnswer::Refused("AE"),
         Some("AR") => LocalAnswer::Refused("AR"),
         Some("CE") => LocalAnswer::Refused("CE"),
         Some("CR") => LocalAnswer::Refused("CR"),
         _ => LocalAnswer::Unusable,
+    }
+}
+
+/// A code for why sending to the local system failed (for metrics and
+/// trace events: no addresses, no message content).
+pub fn send_problem(error: &lhcie_mllp::SendError) -> &'static str {
+    use lhcie_mllp::SendError as E;
+    match error {
+        E::InvalidMessage(_) => "not-framable",
+        E::Connect { .. } => "no-connection",
+        E::WriteTimeout(_) => "write-timeout",
+        E::Tls { .. } => "tls-failed",
+        E::AckTimeout(_) => "ack-timeout",
+        E::ConnectionClosed => "connection-closed",
+        E::InvalidAck(_) => "invalid-acknowledgement",
+        E::Io(_) => "io-error",
     }
 }
 
@@ -151,11 +168,11 @@ mod tests {
         };
         assert_eq!(
             read_local_ack(ack("AA", "MSG1").as_bytes(), Some("MSG1")),
-            LocalAnswer::Accepted
+            LocalAnswer::Accepted("AA")
         );
         assert_eq!(
             read_local_ack(ack("CA", "MSG1").as_bytes(), None),
-            LocalAnswer::Accepted
+            LocalAnswer::Accepted("CA")
         );
         assert_eq!(
             read_local_ack(ack("AE", "MSG1").as_bytes(), Some("MSG1")),

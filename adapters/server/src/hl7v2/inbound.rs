@@ -17,6 +17,12 @@
 //!    by [`super::late_nacks`]). While a message is between steps 3 and 4
 //!    it is in the [`AckWindow`], so the two never both report it.
 //!
+//! Each answer is counted, timed and traced ([`crate::ops`]): `AA` as
+//! received-from-local, a duplicate with detail `duplicate`, the hub's
+//! rejection in time with its response code, a refusal as
+//! refused-at-boundary under the id the message would have had (when its
+//! MSH-10 is there).
+//!
 //! A resent message (same MSH-3, MSH-4, MSH-10) has the same message id:
 //! the outbox recognises it and it is answered like the first (AA, or the
 //! hub's rejection), not forwarded twice. A resend of a message whose
@@ -25,7 +31,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -33,7 +39,7 @@ use lhcie_adapter_kit::outbox::Outcome;
 use lhcie_config::Hl7v2Settings;
 use lhcie_hl7v2::{
     AckCode, AckError, ErrorCode, Message, TranslateContext, build_ack, build_ack_for_result,
-    build_ack_for_unparseable, parse_message, translate_received,
+    build_ack_for_unparseable, parse_message, translate::derive_message_id, translate_received,
 };
 use lhcie_mllp::{ListenerConfig, MllpListener, PeerInfo};
 use lhcie_proto::canonical as pb;
@@ -42,6 +48,7 @@ use time::OffsetDateTime;
 use super::ack_window::AckWindow;
 use super::acks::hub_rejection_ack;
 use crate::context::AdapterContext;
+use crate::ops::Received;
 
 /// Binds `listen` (over TLS with `[hl7v2.tls]`) and answers the local
 /// systems until shutdown; `window` holds the messages being answered.
@@ -88,8 +95,24 @@ struct Inbound {
 }
 
 impl Inbound {
-    /// Handles one frame and returns the ACK's bytes.
+    /// Handles one frame and returns the ACK's bytes; counts, times and
+    /// traces the answer ([`crate::ops`]).
     async fn handle(&self, raw: &[u8], peer: &PeerInfo) -> Vec<u8> {
+        let started = Instant::now();
+        let answer = self.answer(raw, peer).await;
+        let code = answer.ack.value("MSA", 1, 1, 1, 1).unwrap_or("").to_owned();
+        self.ctx.ops.answered(
+            started,
+            answer.outcome,
+            answer.message_id.as_deref(),
+            &code,
+            &answer.detail,
+        );
+        answer.ack.render()
+    }
+
+    /// The ACK for one frame, and what it says for operations.
+    async fn answer(&self, raw: &[u8], peer: &PeerInfo) -> Answer {
         let now = OffsetDateTime::now_utc();
         let control_id = ack_control_id();
         let message = match parse_message(raw) {
@@ -101,7 +124,8 @@ impl Inbound {
                     kind = ?error.kind(),
                     "unparseable HL7 v2 message: AR"
                 );
-                return build_ack_for_unparseable(raw, Some(&error), &control_id, now).render();
+                let ack = build_ack_for_unparseable(raw, Some(&error), &control_id, now);
+                return Answer::refused(ack, None, "unparseable");
             }
         };
         let mut translate = TranslateContext::new(self.ctx.exchange.id.clone(), now);
@@ -116,7 +140,18 @@ impl Inbound {
                     ack = error.disposition().ack_code(),
                     "HL7 v2 message not translated; nothing forwarded"
                 );
-                return build_ack_for_result(&message, Err(&error), &control_id, now).render();
+                let ack = build_ack_for_result(&message, Err(&error), &control_id, now);
+                // The id the message would have had (a corrected resend
+                // keeps it), so the refusal shows in its trace.
+                let message_id = message
+                    .msh()
+                    .value(10, 1, 1, 1)
+                    .filter(|c| !c.trim().is_empty())
+                    .and_then(|c| derive_message_id(&self.ctx.exchange.id, &message, c).ok())
+                    .map(|id| id.to_string());
+                // The kind and position of the problem, never a value.
+                let detail = error.to_string();
+                return Answer::refused(ack, message_id, &detail);
             }
         };
         let envelope = pb::Envelope::from(translated.envelope);
@@ -130,10 +165,25 @@ impl Inbound {
             Ok(ticket) => ticket,
             Err(error) => {
                 tracing::error!(%message_id, %error, "cannot store the message in the outbox: AR");
-                return internal_error(&message, &control_id, now).render();
+                let ack = internal_error(&message, &control_id, now);
+                return Answer::refused(ack, Some(message_id), "outbox-unavailable");
             }
         };
         tracing::info!(%message_id, duplicate = ticket.duplicate, "HL7 v2 message stored");
+        let stored = |ack: Message, outcome: Received, detail: &str| Answer {
+            ack,
+            outcome: if ticket.duplicate {
+                Received::Duplicate
+            } else {
+                outcome
+            },
+            message_id: Some(message_id.clone()),
+            detail: if ticket.duplicate {
+                "duplicate".to_owned()
+            } else {
+                detail.to_owned()
+            },
+        };
         let wait = Duration::from_millis(self.settings.ack_wait_ms);
         match self.ctx.outbox.wait_for_answer(&message_id, wait).await {
             Ok(Some(answer)) => match answer.outcome {
@@ -143,23 +193,47 @@ impl Inbound {
                         reason = crate::runtime::reason_name(&rejection),
                         "rejected by the hub in time for the ACK"
                     );
-                    let ack = hub_rejection_ack(&message, &rejection, &control_id, now).render();
+                    let ack = hub_rejection_ack(&message, &rejection, &control_id, now);
                     // Told in this ACK: no late report. (If removing fails,
                     // the local system is told again later; harmless.)
                     if let Err(error) = self.ctx.outbox.remove_rejected(&message_id) {
                         tracing::warn!(%message_id, %error, "cannot remove an answered rejection from the outbox");
                     }
-                    ack
+                    let code = crate::hub_codes::code_of(rejection.reason())
+                        .unwrap_or(crate::runtime::reason_name(&rejection));
+                    stored(ack, Received::HubRejected, code)
                 }
-                Outcome::Accepted(_) => accept(&message, &control_id, now),
+                Outcome::Accepted(_) => {
+                    stored(accept(&message, &control_id, now), Received::Accepted, "")
+                }
             },
             // Stored: the forwarder takes it from here.
-            Ok(None) => accept(&message, &control_id, now),
+            Ok(None) => stored(accept(&message, &control_id, now), Received::Accepted, ""),
             Err(error) => {
                 // The entry is durable; only the look-up failed.
                 tracing::warn!(%message_id, %error, "cannot read the hub's answer; answering AA (stored)");
-                accept(&message, &control_id, now)
+                stored(accept(&message, &control_id, now), Received::Accepted, "")
             }
+        }
+    }
+}
+
+/// An ACK with what it means for operations.
+struct Answer {
+    ack: Message,
+    outcome: Received,
+    message_id: Option<String>,
+    /// A code for the trace (never a value from the message).
+    detail: String,
+}
+
+impl Answer {
+    fn refused(ack: Message, message_id: Option<String>, detail: &str) -> Self {
+        Self {
+            ack,
+            outcome: Received::Refused,
+            message_id,
+            detail: detail.to_owned(),
         }
     }
 }
@@ -177,8 +251,8 @@ fn msh_segment(raw: &[u8]) -> &[u8] {
     &rest[..end]
 }
 
-fn accept(message: &Message, control_id: &str, now: OffsetDateTime) -> Vec<u8> {
-    build_ack(message, AckCode::Accept, &[], control_id, now).render()
+fn accept(message: &Message, control_id: &str, now: OffsetDateTime) -> Message {
+    build_ack(message, AckCode::Accept, &[], control_id, now)
 }
 
 fn internal_error(message: &Message, control_id: &str, now: OffsetDateTime) -> Message {

@@ -19,7 +19,8 @@
 //!   `deliver_to`).
 //!
 //! Only when the local system answers that message **AA** or **CA** is the
-//! entry removed ([`Outbox::remove_rejected`]). Otherwise (no connection,
+//! entry removed ([`Outbox::remove_rejected`]) and `local-notified`
+//! traced on the message's id (detail: the hub's response code). Otherwise (no connection,
 //! no answer, AE/AR, an answer to another message) it stays, durably, and
 //! the task tries again with backoff (200 ms doubling up to
 //! `delivery_retry_max_ms`), oldest first. Entries left from before a
@@ -40,8 +41,11 @@ use lhcie_model::MEDIA_TYPE_HL7V2_ER7;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
+use lhcie_adapter_kit::trace::TraceStage;
+
 use super::ack_window::AckWindow;
 use super::acks::{LocalAnswer, hub_rejection_ack, read_local_ack};
+use crate::ops::Ops;
 
 /// First pause after a failed report.
 const RETRY_MIN: Duration = Duration::from_millis(200);
@@ -51,6 +55,8 @@ const RETRY_MIN: Duration = Duration::from_millis(200);
 pub struct LateNacks {
     /// The adapter's outbox (its rejected list).
     pub outbox: Outbox,
+    /// Where `local-notified` is reported.
+    pub ops: Ops,
     /// To the local system's endpoint for notifications (`notify_to`).
     pub sender: MllpSender,
     /// The messages the inbound side is still answering itself.
@@ -163,7 +169,11 @@ impl LateNacks {
         };
         let problem = match sent {
             Ok(reply) => match read_local_ack(&reply, Some(&ack.control_id)) {
-                LocalAnswer::Accepted => {
+                LocalAnswer::Accepted(code) => {
+                    let hub_code = crate::hub_codes::code_of(entry.reason())
+                        .unwrap_or(entry.reason().as_str_name());
+                    self.ops
+                        .report(message_id, TraceStage::LocalNotified, code, hub_code);
                     return match self.outbox.remove_rejected(message_id) {
                         Ok(_) => {
                             tracing::info!(

@@ -105,6 +105,7 @@ impl AdapterKind for Hl7v2Mllp {
         let stop = ctx.shutdown.child_token();
         let late = late_nacks::LateNacks {
             outbox: ctx.outbox.clone(),
+            ops: ctx.ops.clone(),
             sender: local_sender(self.notify_to.clone(), &self.settings)?,
             window: window.clone(),
             retry_max: Duration::from_millis(self.settings.delivery_retry_max_ms),
@@ -117,17 +118,26 @@ impl AdapterKind for Hl7v2Mllp {
     }
 
     async fn deliver(&self, incoming: Incoming, ctx: &AdapterContext) -> Disposition {
+        let mut tracker = ctx.ops.delivery(&incoming);
         if let Some(ack) = returned_acks::acknowledgement(&incoming.envelope) {
             return returned_acks::deliver(
                 &self.notify,
                 &ctx.outbox,
                 &incoming.envelope,
                 ack,
+                &mut tracker,
                 Duration::from_millis(self.settings.delivery_retry_max_ms),
                 &ctx.shutdown,
             )
             .await;
         }
-        outbound::deliver(&self.sender, &self.settings, incoming, &ctx.shutdown).await
+        outbound::deliver(
+            &self.sender,
+            &self.settings,
+            incoming,
+            &mut tracker,
+            &ctx.shutdown,
+        )
+        .await
     }
 }

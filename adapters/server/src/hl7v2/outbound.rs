@@ -21,6 +21,12 @@
 //! from the message id (a redelivery renders the same bytes). What cannot
 //! be written (e.g. a document entered in error) is rejected
 //! (dead-lettered) with the reason.
+//!
+//! Every attempt is told to the delivery's
+//! [`DeliveryTracker`]: delivered (the ACK
+//! code), retry (a problem code such as `no-connection`), failed
+//! (`local-refused` with the ACK code, `not-renderable`,
+//! `invalid-envelope`, `not-framable`).
 
 use std::time::Duration;
 
@@ -31,12 +37,14 @@ use lhcie_mllp::MllpSender;
 use lhcie_model::MEDIA_TYPE_HL7V2_ER7;
 use tokio_util::sync::CancellationToken;
 
-use super::acks::{LocalAnswer, read_local_ack};
+use super::acks::{LocalAnswer, read_local_ack, send_problem};
+use crate::ops::DeliveryTracker;
 use crate::runtime::pause;
 
 /// The HL7 v2 bytes for a delivery: the original if it is HL7 v2, else
-/// rendered from the canonical model.
-fn hl7v2_bytes(incoming: &Incoming) -> Result<Vec<u8>, String> {
+/// rendered from the canonical model. On error: a reason code (for the
+/// trace) and the reason (for the dead letter).
+fn hl7v2_bytes(incoming: &Incoming) -> Result<Vec<u8>, (&'static str, String)> {
     if let Some(original) = incoming
         .envelope
         .original
@@ -46,24 +54,32 @@ fn hl7v2_bytes(incoming: &Incoming) -> Result<Vec<u8>, String> {
         return Ok(original.content.to_vec());
     }
     let envelope = lhcie_model::Envelope::try_from(incoming.envelope.clone())
-        .map_err(|e| format!("invalid envelope: {e}"))?;
+        .map_err(|e| ("invalid-envelope", format!("invalid envelope: {e}")))?;
     let facility = incoming.recipients.first().cloned().unwrap_or_default();
     let ctx = RenderContext::new("", facility, time::OffsetDateTime::now_utc());
-    render_envelope(&envelope, &ctx).map_err(|e| format!("cannot be written as HL7 v2: {e}"))
+    render_envelope(&envelope, &ctx).map_err(|e| {
+        (
+            "not-renderable",
+            format!("cannot be written as HL7 v2: {e}"),
+        )
+    })
 }
 
-/// Delivers one envelope; see the module docs.
+/// Delivers one envelope, telling `tracker` about each attempt; see the
+/// module docs.
 pub async fn deliver(
     sender: &MllpSender,
     settings: &Hl7v2Settings,
     incoming: Incoming,
+    tracker: &mut DeliveryTracker,
     shutdown: &CancellationToken,
 ) -> Disposition {
     let message_id = incoming.envelope.message_id.as_str();
     let content = match hl7v2_bytes(&incoming) {
         Ok(content) => content,
-        Err(reason) => {
+        Err((code, reason)) => {
             tracing::warn!(%message_id, reason = %reason, "delivery cannot be written as HL7 v2; rejected");
+            tracker.failed("", code);
             return Disposition::Rejected(reason);
         }
     };
@@ -76,27 +92,35 @@ pub async fn deliver(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
+        tracker.attempt();
         let problem = match sender.send(content).await {
             Ok(ack) => match read_local_ack(&ack, control_id.as_deref()) {
-                LocalAnswer::Accepted => {
+                LocalAnswer::Accepted(code) => {
                     tracing::info!(%message_id, attempt, "delivered to the local system");
+                    tracker.delivered(code, "");
                     return Disposition::Delivered;
                 }
                 LocalAnswer::Refused(code) => {
                     tracing::warn!(%message_id, code, "the local system refused the delivery");
+                    tracker.failed(code, "local-refused");
                     return Disposition::Rejected(format!("local system answered {code}"));
                 }
                 LocalAnswer::Unusable => {
                     // A stray ACK: the connection is no longer trustworthy.
                     sender.close().await;
+                    tracker.retry("", "unusable-acknowledgement");
                     "unusable acknowledgement".to_owned()
                 }
             },
             Err(lhcie_mllp::SendError::InvalidMessage(error)) => {
                 tracing::warn!(%message_id, %error, "the original cannot be framed for MLLP; rejected");
+                tracker.failed("", "not-framable");
                 return Disposition::Rejected(format!("cannot be sent over MLLP: {error}"));
             }
-            Err(error) => error.to_string(),
+            Err(error) => {
+                tracker.retry("", send_problem(&error));
+                error.to_string()
+            }
         };
         tracing::warn!(
             %message_id,
@@ -144,7 +168,30 @@ mod tests {
             },
             recipients: vec!["RAL".into()],
             redelivered: false,
+            decided_at_unix_nanos: 0,
         }
+    }
+
+    /// A tracker whose events go nowhere.
+    fn tracker(incoming: &Incoming) -> DeliveryTracker {
+        let exchange = lhcie_model::ExchangeId::parse("ncl-royal-free").unwrap();
+        crate::ops::Ops::new(
+            &exchange,
+            "hl7v2-mllp",
+            lhcie_adapter_kit::TraceReporter::disabled(),
+        )
+        .delivery(incoming)
+    }
+
+    /// Delivers with a tracker whose events go nowhere.
+    async fn deliver_untracked(
+        sender: &MllpSender,
+        settings: &Hl7v2Settings,
+        incoming: Incoming,
+        shutdown: &CancellationToken,
+    ) -> Disposition {
+        let mut tracker = tracker(&incoming);
+        deliver(sender, settings, incoming, &mut tracker, shutdown).await
     }
 
     /// An ACK with `code` for the message whose MSH-10 is `control_id`.
@@ -204,7 +251,7 @@ mod tests {
     #[tokio::test]
     async fn an_aa_delivers_the_original_bytes_unchanged() {
         let (address, _, received) = local_system("AA", 0).await;
-        let disposition = deliver(
+        let disposition = deliver_untracked(
             &sender(&address),
             &settings(),
             incoming(Some((MEDIA_TYPE_HL7V2_ER7, MESSAGE))),
@@ -219,10 +266,63 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_outcome_is_counted_and_traced() {
+        use lhcie_adapter_kit::trace::TraceStage;
+        let ops = crate::ops::Ops::buffering("test-hl7-outbound");
+        let message = incoming(Some((MEDIA_TYPE_HL7V2_ER7, MESSAGE)));
+        let id = message.envelope.message_id.clone();
+        let (address, _, _) = local_system("AA", 1).await;
+        let mut tracker = ops.delivery(&message);
+        let disposition = deliver(
+            &sender(&address),
+            &settings(),
+            message,
+            &mut tracker,
+            &CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(disposition, Disposition::Delivered);
+        let (address, _, _) = local_system("AR", 0).await;
+        let message = incoming(Some((MEDIA_TYPE_HL7V2_ER7, MESSAGE)));
+        let mut tracker = ops.delivery(&message);
+        deliver(
+            &sender(&address),
+            &settings(),
+            message,
+            &mut tracker,
+            &CancellationToken::new(),
+        )
+        .await;
+        let events = ops.buffered_events();
+        let stages: Vec<(&str, TraceStage, &str, &str)> = events
+            .iter()
+            .map(|(m, s, c, d)| (m.as_str(), *s, c.as_str(), d.as_str()))
+            .collect();
+        assert_eq!(
+            stages,
+            [
+                (
+                    id.as_str(),
+                    TraceStage::DeliveryRetry,
+                    "",
+                    "attempt=1 unusable-acknowledgement"
+                ),
+                (id.as_str(), TraceStage::DeliveredToLocal, "AA", ""),
+                (
+                    id.as_str(),
+                    TraceStage::DeliveryFailed,
+                    "AR",
+                    "local-refused"
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn ae_and_ar_are_final_rejections() {
         for code in ["AE", "AR"] {
             let (address, calls, _) = local_system(code, 0).await;
-            let disposition = deliver(
+            let disposition = deliver_untracked(
                 &sender(&address),
                 &settings(),
                 incoming(Some((MEDIA_TYPE_HL7V2_ER7, MESSAGE))),
@@ -240,7 +340,7 @@ mod tests {
     #[tokio::test]
     async fn an_ack_for_another_message_is_retried() {
         let (address, calls, _) = local_system("AA", 2).await;
-        let disposition = deliver(
+        let disposition = deliver_untracked(
             &sender(&address),
             &settings(),
             incoming(Some((MEDIA_TYPE_HL7V2_ER7, MESSAGE))),
@@ -263,7 +363,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(700)).await;
             stop.cancel();
         });
-        let disposition = deliver(
+        let disposition = deliver_untracked(
             &sender(&address),
             &settings(),
             incoming(Some((MEDIA_TYPE_HL7V2_ER7, MESSAGE))),
@@ -277,7 +377,7 @@ mod tests {
     async fn an_invalid_canonical_only_envelope_is_rejected_without_sending() {
         let (address, calls, _) = local_system("AA", 0).await;
         for original in [None, Some(("application/fhir+json", &b"{}"[..]))] {
-            let disposition = deliver(
+            let disposition = deliver_untracked(
                 &sender(&address),
                 &settings(),
                 incoming(original),
@@ -301,8 +401,9 @@ mod tests {
             envelope,
             recipients: vec!["RAL".into()],
             redelivered: false,
+            decided_at_unix_nanos: 0,
         };
-        let disposition = deliver(
+        let disposition = deliver_untracked(
             &sender(&address),
             &settings(),
             incoming,

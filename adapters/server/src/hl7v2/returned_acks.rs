@@ -41,8 +41,11 @@ use lhcie_proto::{canonical as pb, hub as hubpb};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use super::acks::{LocalAnswer, hub_rejection_ack, read_local_ack, with_user_message};
+use super::acks::{
+    LocalAnswer, hub_rejection_ack, read_local_ack, send_problem, with_user_message,
+};
 use super::late_nacks::late_control_id;
+use crate::ops::DeliveryTracker;
 use crate::runtime::pause;
 
 /// The dead-letter reason for a negative acknowledgement of a message this
@@ -74,6 +77,11 @@ pub fn ack_message(
         None => negative_ack(&original, ack, &control_id, now),
     };
     Some((control_id, message.render()))
+}
+
+/// The acknowledgement's code, for the trace.
+pub fn ack_code(ack: &pb::Acknowledgement) -> &str {
+    ack.code.as_ref().map_or("", |c| c.code.as_str())
 }
 
 /// The hub's rejection of the whole message, if `ack` is one.
@@ -121,6 +129,7 @@ pub async fn deliver(
     outbox: &Outbox,
     envelope: &pb::Envelope,
     ack: &pb::Acknowledgement,
+    tracker: &mut DeliveryTracker,
     retry_max: Duration,
     shutdown: &CancellationToken,
 ) -> Disposition {
@@ -134,10 +143,13 @@ pub async fn deliver(
         Ok(Some(receipt)) => receipt,
         Ok(None) => {
             tracing::warn!(%message_id, %refers_to, "negative acknowledgement for a message without an HL7 v2 receipt; dead-lettered");
+            tracker.failed("", "unknown-original");
             return Disposition::Rejected(UNKNOWN_ORIGINAL.into());
         }
         Err(error) => {
             tracing::error!(%message_id, %error, "cannot read the outbox's receipts; retrying");
+            tracker.attempt();
+            tracker.retry("", "outbox-unavailable");
             pause(Duration::from_secs(1), shutdown).await;
             return Disposition::Retry;
         }
@@ -146,30 +158,39 @@ pub async fn deliver(
         ack_message(ack, message_id, &receipt, OffsetDateTime::now_utc())
     else {
         tracing::warn!(%message_id, %refers_to, "the stored receipt does not parse; dead-lettered");
+        tracker.failed("", "unknown-original");
         return Disposition::Rejected(UNKNOWN_ORIGINAL.into());
     };
+    let ack_code = ack_code(ack);
     let mut backoff = Duration::from_millis(200);
     loop {
+        tracker.attempt();
         let sent = tokio::select! {
             sent = notify.send(&bytes) => sent,
             _ = shutdown.cancelled() => return Disposition::Retry,
         };
         let problem = match sent {
             Ok(reply) => match read_local_ack(&reply, Some(&control_id)) {
-                LocalAnswer::Accepted => {
+                LocalAnswer::Accepted(code) => {
                     tracing::info!(%message_id, %refers_to, %control_id, "negative acknowledgement reported to the local system");
+                    tracker.notified(refers_to, code, ack_code);
                     return Disposition::Delivered;
                 }
                 LocalAnswer::Refused(code) => {
                     tracing::warn!(%message_id, code, "the local system refused the negative acknowledgement");
+                    tracker.failed(code, "local-refused");
                     return Disposition::Rejected(format!("local system answered {code}"));
                 }
                 LocalAnswer::Unusable => {
                     notify.close().await;
+                    tracker.retry("", "unusable-acknowledgement");
                     "unusable acknowledgement".to_owned()
                 }
             },
-            Err(error) => error.to_string(),
+            Err(error) => {
+                tracker.retry("", send_problem(&error));
+                error.to_string()
+            }
         };
         tracing::warn!(%message_id, problem = %problem, retry_in_ms = backoff.as_millis() as u64, "reporting a negative acknowledgement failed; retrying");
         if !pause(backoff, shutdown).await {
@@ -258,6 +279,18 @@ mod tests {
     #[tokio::test]
     async fn without_a_receipt_the_delivery_is_dead_lettered_and_positive_ones_consumed() {
         let outbox = Outbox::temporary().unwrap();
+        let exchange = lhcie_model::ExchangeId::parse("nwl-imperial").unwrap();
+        let ops = crate::ops::Ops::new(
+            &exchange,
+            "hl7v2-mllp",
+            lhcie_adapter_kit::TraceReporter::disabled(),
+        );
+        let mut tracker = ops.delivery(&lhcie_adapter_kit::Incoming {
+            envelope: pb::Envelope::default(),
+            recipients: vec![],
+            redelivered: false,
+            decided_at_unix_nanos: 0,
+        });
         let sender = MllpSender::new("127.0.0.1:9", lhcie_mllp::SenderConfig::default());
         let shutdown = CancellationToken::new();
         let envelope = pb::Envelope {
@@ -271,6 +304,7 @@ mod tests {
                 &outbox,
                 &envelope,
                 &negative,
+                &mut tracker,
                 Duration::from_millis(100),
                 &shutdown
             )
@@ -287,6 +321,7 @@ mod tests {
                 &outbox,
                 &envelope,
                 &positive,
+                &mut tracker,
                 Duration::from_millis(100),
                 &shutdown
             )

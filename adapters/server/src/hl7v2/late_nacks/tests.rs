@@ -129,6 +129,11 @@ fn start(outbox: &Outbox, window: &Arc<AckWindow>, address: &str) -> Cancellatio
     let stop = CancellationToken::new();
     let task = LateNacks {
         outbox: outbox.clone(),
+        ops: Ops::new(
+            &lhcie_model::ExchangeId::parse("nwl-imperial").unwrap(),
+            "hl7v2-mllp",
+            lhcie_adapter_kit::TraceReporter::disabled(),
+        ),
         sender: MllpSender::new(
             address,
             SenderConfig {

@@ -14,7 +14,7 @@ CARGO ?= cargo
 HUB_CONFIG ?= config/demo/hub.toml
 REGISTRY_NODES ?= 1
 
-.PHONY: run stop test verify fmt fmt-check clippy doc bench bench-scale broker build python
+.PHONY: run stop test verify fmt fmt-check clippy doc bench bench-scale broker build python browser
 
 # Start RabbitMQ if it is not already running (installs it if absent).
 broker:
@@ -27,6 +27,10 @@ build:
 python:
 	@scripts/ensure-python.sh
 
+# Chromium and playwright-core for the dashboard's browser test.
+browser:
+	@scripts/ensure-browser.sh
+
 run: broker build
 	@REGISTRY_NODES=$(REGISTRY_NODES) scripts/demo.sh "$(HUB_CONFIG)"
 
@@ -37,7 +41,7 @@ stop:
 # cargo-nextest runs test binaries in parallel processes; plain cargo test
 # is the fallback on a machine without it. The broker-restart test restarts
 # the shared RabbitMQ, so it runs alone, after everything else.
-test: broker build python
+test: broker build python browser
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace -E 'not binary(broker_restart)' && \
 		$(CARGO) nextest run -p lhcie-integration-tests -E 'binary(broker_restart)'; \

@@ -99,6 +99,7 @@ amqp_uplinks=$(awk '/^\[\[exchange\]\]/{id=""} /^id = /{gsub(/"/, "", $3); id=$3
 hl7_exchanges=$(exchanges_of hl7v2-mllp)
 fhir_exchanges=$(exchanges_of fhir-r4)
 started=""
+metrics_port=9500 # each adapter's GET /metrics, in order from 9500
 for id in $hl7_exchanges $fhir_exchanges; do
   broker=""
   if echo "$amqp_uplinks" | grep -qx "$id"; then
@@ -121,8 +122,11 @@ cert = "../pki/exchanges/$id.pem"
 key = "../pki/exchanges/$id.key"
 [store]
 path = "../adapter-store-$id"
+[metrics]
+listen = "127.0.0.1:$metrics_port"
 $broker
 EOT
+  metrics_port=$((metrics_port + 1))
   "$bin/adapter" check-config --config "$var/adapters/$id.toml" >/dev/null
   LHCIE_LOG=info nohup "$bin/adapter" serve --config "$var/adapters/$id.toml" \
     >"$var/log/adapter-$id.out" 2>"$var/log/adapter-$id.log" &
@@ -199,6 +203,9 @@ Running now:
   registry                 $nodes node(s), API 127.0.0.1:5007x (registry status; logs var/log/registry-*.log)
   hub                      pid $(cat "$var/run/hub.pid"), gRPC 127.0.0.1:50051 (mutual TLS), admin http://127.0.0.1:9464
                            (/readyz, /metrics, /adapters, /audit/messages/<id>, /audit/patients/<nhs-number>); log var/log/hub.log
+  dashboard                http://127.0.0.1:9465  (demo users: ops-viewer / demo-viewer-password,
+                           ops-operator / demo-operator-password, ops-admin / demo-admin-password)
+  metrics                  hub :9464/metrics, registry :9471/metrics
   native adapters          nwl-imperial, ncl-royal-free (logs var/log/adapter-*.log)
   HL7 v2 adapters          $(echo $hl7_exchanges) (configs var/adapters/, logs var/log/adapter-*.log)
   FHIR R4 adapters         $(echo $fhir_exchanges) (POST http://127.0.0.1:281xx/\$process-message)
@@ -208,6 +215,7 @@ Try:
   $bin/registry isa list     (LHCIE_REGISTRY and LHCIE_ACTOR as set by this script, or --registry/--actor)
   $bin/native-adapter --exchange nwl-imperial send --example care-event --from RYJ
   curl -s http://127.0.0.1:9464/audit/patients/9000000009
+  echo demo-operator-password > /tmp/op.pw; $bin/hub dead-letters --user ops-operator --password-file /tmp/op.pw list
   .venv/bin/mllp_send --loose --port 26103 --file config/demo/hl7v2/adt_a01_rke_to_r1h.hl7 127.0.0.1
   curl -s -X POST -H 'content-type: application/fhir+json' --data-binary @config/demo/fhir/discharge_summary_r1k_to_r1h.json 'http://127.0.0.1:28116/\$process-message'
 Stop everything with:  make stop

@@ -33,6 +33,10 @@ pub struct HubConfig {
     pub amqp_ingress: AmqpIngressConfig,
     /// The operations HTTP endpoint (health, readiness, audit queries).
     pub admin: AdminConfig,
+    /// The operations dashboard (web page, trace, dead letters and replay)
+    /// for logged-in ops users; absent: not served.
+    #[serde(default)]
+    pub dashboard: Option<DashboardConfig>,
     /// The hub's own durable store (de-duplication and audit).
     pub store: StoreConfig,
     /// Limits.
@@ -105,6 +109,35 @@ pub struct AdminConfig {
     /// Where to listen. Keep it on a management network: it serves audit
     /// queries.
     pub listen: SocketAddr,
+}
+
+/// The operations dashboard.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Where to listen. Put TLS in front of it beyond a management host.
+    pub listen: SocketAddr,
+    /// The users file: name, role (`viewer`, `operator`, `admin`) and an
+    /// argon2id password hash each (`hub hash-password` makes one).
+    pub users: PathBuf,
+    /// How long a login lasts, in minutes.
+    #[serde(default = "default_session_minutes")]
+    pub session_minutes: u64,
+    /// Mark the session cookie `Secure` (set it when TLS is in front).
+    #[serde(default)]
+    pub secure_cookie: bool,
+    /// The fastest a replay goes, in dead letters per second (a request may
+    /// ask for less).
+    #[serde(default = "default_replay_rate")]
+    pub max_replay_per_second: u32,
+}
+
+fn default_session_minutes() -> u64 {
+    8 * 60
+}
+
+fn default_replay_rate() -> u32 {
+    10
 }
 
 /// The hub's store.
@@ -201,6 +234,14 @@ impl HubConfig {
         if config.limits.max_envelope_bytes < 1024 {
             problems.add("limits.max_envelope_bytes", "must be at least 1024");
         }
+        if let Some(dashboard) = &config.dashboard {
+            if dashboard.session_minutes == 0 {
+                problems.add("dashboard.session_minutes", "must be at least 1");
+            }
+            if dashboard.max_replay_per_second == 0 {
+                problems.add("dashboard.max_replay_per_second", "must be at least 1");
+            }
+        }
         if config.store.dedup_retention_hours == 0 {
             problems.add("store.dedup_retention_hours", "must be at least 1");
         }
@@ -209,6 +250,9 @@ impl HubConfig {
         config.topology = base.join(&config.topology);
         config.policy = config.policy.as_ref().map(|policy| base.join(policy));
         config.store.path = base.join(&config.store.path);
+        if let Some(dashboard) = &mut config.dashboard {
+            dashboard.users = base.join(&dashboard.users);
+        }
         if let Some(tls) = &mut config.grpc.tls {
             tls.cert = base.join(&tls.cert);
             tls.key = base.join(&tls.key);

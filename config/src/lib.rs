@@ -38,7 +38,7 @@ pub use adapter::{
 };
 pub use broker::BrokerConfig;
 pub use error::{ConfigError, Problem};
-pub use hub::HubConfig;
+pub use hub::{DashboardConfig, HubConfig};
 pub use ods::{OdsRegister, Organisation};
 pub use policy::PolicyConfig;
 pub use registry::{RegistryClientConfig, RegistryConfig};

@@ -77,6 +77,30 @@ impl HubProcess {
         serde_json::from_str(&body).expect("JSON")
     }
 
+    /// Waits (up to 30 s) until the hub keeps at least `count` pending dead
+    /// letters for `destination` (an exchange id or `ingress`), and returns
+    /// them as its admin endpoint lists them.
+    pub async fn dead_letters(&self, destination: &str, count: usize) -> Vec<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let listing = self
+                .get_json(&format!("/dead-letters?destination={destination}"))
+                .await;
+            let letters = listing["dead_letters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if letters.len() >= count {
+                return letters;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{count} dead letter(s) for {destination} not kept within 30 s: {listing}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Kills the hub with SIGKILL (no chance to clean up) and reaps it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -140,7 +164,7 @@ pub async fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, 
 }
 
 /// Undoes chunked transfer encoding, if the body is chunked.
-fn dechunk(body: &str) -> String {
+pub(crate) fn dechunk(body: &str) -> String {
     let mut out = String::new();
     let mut rest = body;
     loop {

@@ -22,6 +22,7 @@
 //! `cargo build --workspace --bins`).
 
 pub mod adapter;
+pub mod dashboard;
 pub mod env;
 pub mod hub;
 pub mod local_systems;

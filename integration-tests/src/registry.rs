@@ -362,3 +362,68 @@ pub async fn set_directive(
         .await
         .map(|reply| reply.revision)
 }
+
+/// The registry CLI as information governance staff use it.
+pub fn registry_cli(cluster: &RegistryCluster, args: &[&str]) -> String {
+    let output = std::process::Command::new(crate::binary("registry"))
+        .args(args)
+        .args(["--registry", &cluster.endpoints().join(",")])
+        .args(["--actor", "caldicott-guardian"])
+        .output()
+        .expect("registry CLI");
+    assert!(
+        output.status.success(),
+        "registry {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Drafts and signs an agreement between North West and South East London
+/// for discharge summaries (the test policy has none), with the CLI.
+pub fn sign_nwl_sel_agreement(cluster: &RegistryCluster) {
+    registry_cli(
+        cluster,
+        &[
+            "isa",
+            "draft",
+            "--id",
+            "ISA-NWL-SEL",
+            "--title",
+            "NWL and SEL transfers of care",
+            "--party",
+            "region:NWL",
+            "--party",
+            "region:SEL",
+            "--purpose",
+            "direct-care",
+            "--category",
+            "discharge-summary",
+            "--legal-basis",
+            "UK GDPR 6(1)(e), 9(2)(h)",
+            "--from",
+            "2020-01-01",
+        ],
+    );
+    for party in ["region:NWL", "region:SEL"] {
+        registry_cli(
+            cluster,
+            &[
+                "isa",
+                "sign",
+                "--id",
+                "ISA-NWL-SEL",
+                "--version",
+                "1",
+                "--party",
+                party,
+                "--signer",
+                "Dr A. Guardian",
+                "--role",
+                "Caldicott Guardian",
+                "--organisation",
+                "RYJ",
+            ],
+        );
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lhcie_integration_tests::env::{DENIED_PATIENT, TestEnv, with_env};
 use lhcie_integration_tests::hub::HubProcess;
-use lhcie_integration_tests::prometheus::{Sample, parse, value};
+use lhcie_integration_tests::prometheus::{Sample, parse, sum, value};
 use lhcie_integration_tests::traffic::{self, discharge_summary, with_patient};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,6 +101,62 @@ async fn the_exposition_counts_known_traffic_without_patient_identifiers() {
             ),
             4.0
         );
+        // The state gauges, refreshed every 2 s: an adapter that beats is
+        // up with the outbox depth it reports, one that never did is down;
+        // queue depths come from the broker (nobody consumes the Royal
+        // Free's copies here).
+        let beating = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(lhcie_adapter_kit::heartbeat::heartbeat(
+            env.connection("nwl-imperial"),
+            "native",
+            || 7,
+            beating.clone(),
+        ));
+        let egress = format!("{}.egress.ncl-royal-free", env.prefix);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let text = loop {
+            let (_, text) = hub.get("/metrics").await.unwrap();
+            let samples = parse(&text);
+            let up =
+                |exchange: &str| sum(&samples, "lhcie_hub_adapter_up", &[("exchange", exchange)]);
+            if up("nwl-imperial") == 1.0
+                && sum(
+                    &samples,
+                    "lhcie_broker_queue_messages",
+                    &[("queue", &egress)],
+                ) == 2.0
+            {
+                assert_eq!(up("sel-kings"), 0.0);
+                assert_eq!(
+                    sum(&samples, "lhcie_hub_adapter_outbox_depth", &[imperial]),
+                    7.0
+                );
+                assert_eq!(
+                    sum(
+                        &samples,
+                        "lhcie_broker_queue_consumers",
+                        &[("queue", &egress)]
+                    ),
+                    0.0
+                );
+                assert_eq!(
+                    sum(
+                        &samples,
+                        "lhcie_hub_dead_letters_pending",
+                        &[("destination", "ncl-royal-free")]
+                    ),
+                    0.0
+                );
+                break text;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "state gauges not as expected:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        beating.cancel();
+        let samples = parse(&text);
         for nhs in &nhs_numbers {
             assert!(
                 !text.contains(nhs.as_str()),

@@ -1,7 +1,7 @@
 //! The operations HTTP endpoint: liveness, readiness (false while the
 //! broker is unreachable or the consent registry copy cannot be proven
-//! current, saying why), audit queries, adapter status and the registry
-//! copy's freshness.
+//! current, saying why), audit queries, trace events, dead letters (read
+//! only), adapter status and the registry copy's freshness.
 //!
 //! It serves patient-identifying audit records, so it listens on a
 //! management address only (127.0.0.1 in the demo).
@@ -52,6 +52,7 @@ pub fn routes(state: AdminState) -> Http {
             get(events_of_message),
         )
         .route("/audit/patients/{nhs_number}", get(audit_of_patient))
+        .route("/dead-letters", get(dead_letters))
         .with_state(state)
 }
 
@@ -140,6 +141,18 @@ async fn events_of_message(
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({ "error": error.to_string() })),
         ),
+    }
+}
+
+/// The dead letters kept for operators (as the dashboard lists them;
+/// replaying needs the dashboard or `hub dead-letters`, as a named user).
+async fn dead_letters(
+    State(state): State<AdminState>,
+    Query(filter): Query<crate::dashboard::dead_letters::Filter>,
+) -> axum::response::Response {
+    match crate::dashboard::dead_letters::listing(state.router.store(), &filter) {
+        Ok(listing) => listing.into_response(),
+        Err(error) => error.into_response(),
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Configuration, topology and policy are loaded and validated before
 //! anything binds. Then: the store, the broker link (which declares the
-//! broker topology on each connection), the gRPC and admin listeners, and
-//! the AMQP ingress consumer. On SIGTERM or Ctrl-C (or the handle's
+//! broker topology on each connection), the gRPC, admin and dashboard
+//! listeners, the AMQP ingress consumer, the dead-letter collector and the
+//! operations poller (queue depths, state gauges). On SIGTERM or Ctrl-C (or the handle's
 //! shutdown): stop taking new work, finish what is in flight within the
 //! grace period, flush the store, exit.
 
@@ -26,9 +27,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::adapters::AdapterRegistry;
 use crate::admin::{self, AdminState};
+use crate::dashboard::auth::{Auth, Users};
+use crate::dashboard::{self, DashboardState};
 use crate::grpc::ExchangeService;
 use crate::grpc::identity::IdentityMode;
 use crate::link::BrokerLink;
+use crate::ops_poller::QueueDepths;
 use crate::router::Router;
 use crate::store::Store;
 
@@ -39,6 +43,8 @@ pub struct Bound {
     pub grpc: SocketAddr,
     /// The admin endpoint.
     pub admin: SocketAddr,
+    /// The dashboard, if configured.
+    pub dashboard: Option<SocketAddr>,
 }
 
 /// Runs the hub until `shutdown` is cancelled. `on_bound` is called once
@@ -132,10 +138,65 @@ pub async fn run(
     let admin_listener = TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("binding admin on {}", config.admin.listen))?;
+    let dashboard = match &config.dashboard {
+        Some(dashboard) => {
+            let users = Users::load(&dashboard.users).with_context(|| {
+                format!("the dashboard users file {}", dashboard.users.display())
+            })?;
+            let auth = Auth::new(users, Duration::from_secs(dashboard.session_minutes * 60))
+                .secure_cookie(dashboard.secure_cookie);
+            let listener = TcpListener::bind(dashboard.listen)
+                .await
+                .with_context(|| format!("binding the dashboard on {}", dashboard.listen))?;
+            Some((listener, Arc::new(auth), dashboard.max_replay_per_second))
+        }
+        None => None,
+    };
     let bound = Bound {
         grpc: grpc_listener.local_addr()?,
         admin: admin_listener.local_addr()?,
+        dashboard: match &dashboard {
+            Some((listener, _, _)) => Some(listener.local_addr()?),
+            None => None,
+        },
     };
+    tasks.spawn(crate::dead_letter_collector::run(
+        router.clone(),
+        shutdown.clone(),
+    ));
+    let depths = Arc::new(QueueDepths::default());
+    tasks.spawn(crate::ops_poller::run(
+        router.clone(),
+        adapters.clone(),
+        registry.clone(),
+        depths.clone(),
+        shutdown.clone(),
+    ));
+    if let Some((listener, auth, max_replay_per_second)) = dashboard {
+        let routes = dashboard::routes(DashboardState {
+            auth,
+            router: router.clone(),
+            adapters: adapters.clone(),
+            registry: registry.clone(),
+            depths,
+            regions: Arc::new(
+                topology
+                    .exchanges()
+                    .iter()
+                    .map(|e| (e.id.to_string(), e.region.clone()))
+                    .collect(),
+            ),
+            max_replay_per_second,
+        });
+        let dashboard_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let serve = axum::serve(listener, routes)
+                .with_graceful_shutdown(async move { dashboard_shutdown.cancelled().await });
+            if let Err(error) = serve.await {
+                tracing::error!(%error, "dashboard failed");
+            }
+        });
+    }
 
     let ingress_consuming = if config.amqp_ingress.enabled {
         let (consuming, watching) = watch::channel(false);
@@ -187,7 +248,12 @@ pub async fn run(
             grpc_shutdown.cancelled().await
         });
 
-    tracing::info!(grpc = %bound.grpc, admin = %bound.admin, "hub listening");
+    match bound.dashboard {
+        Some(dashboard) => {
+            tracing::info!(grpc = %bound.grpc, admin = %bound.admin, %dashboard, "hub listening")
+        }
+        None => tracing::info!(grpc = %bound.grpc, admin = %bound.admin, "hub listening"),
+    }
     on_bound(bound);
     tasks.close();
 

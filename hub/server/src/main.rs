@@ -9,6 +9,10 @@
 //!   hub also does this itself whenever it connects). Idempotent.
 //! - `hub dev-pki <hub.toml> <dir>`: generate a development CA, the hub's
 //!   certificate and one client certificate per exchange.
+//! - `hub hash-password`: the argon2id hash of a password read from
+//!   standard input, for the dashboard's users file.
+//! - `hub dead-letters --user <name> --password-file <file> list|replay|discard`:
+//!   dead letters through the dashboard's API (see `ops_cli`).
 //! - `hub provision-broker-users <hub.toml> <file>`: create one broker user
 //!   per exchange (least privilege) with `rabbitmqctl`, writing the
 //!   passwords to `<file>` (owner-readable only).
@@ -61,6 +65,16 @@ enum Command {
         config: PathBuf,
         /// Where to write the files.
         dir: PathBuf,
+    },
+    /// Print the argon2id hash of a password read from standard input, for
+    /// the dashboard's users file.
+    HashPassword,
+    /// List, replay or discard dead letters through the dashboard's API.
+    DeadLetters {
+        #[command(flatten)]
+        connection: lhcie_hub::ops_cli::Connection,
+        #[command(subcommand)]
+        command: lhcie_hub::ops_cli::DeadLetterCommand,
     },
     /// Create or update one broker user per exchange with rabbitmqctl.
     ProvisionBrokerUsers {
@@ -120,12 +134,34 @@ async fn run(command: Command) -> anyhow::Result<()> {
             lhcie_hub::app::cancel_on_signal(shutdown.clone());
             lhcie_hub::app::run(hub, shutdown, |bound| {
                 // One line on stdout that scripts and tests wait for.
-                println!("hub listening grpc={} admin={}", bound.grpc, bound.admin);
+                match bound.dashboard {
+                    Some(dashboard) => println!(
+                        "hub listening grpc={} admin={} dashboard={dashboard}",
+                        bound.grpc, bound.admin
+                    ),
+                    None => println!("hub listening grpc={} admin={}", bound.grpc, bound.admin),
+                }
                 use std::io::Write;
                 let _ = std::io::stdout().flush();
             })
             .await
         }
+        Command::HashPassword => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.len() < 12 {
+                anyhow::bail!("use a password of at least 12 characters");
+            }
+            println!("{}", lhcie_hub::dashboard::auth::hash_password(password)?);
+            Ok(())
+        }
+        Command::DeadLetters {
+            connection,
+            command,
+        } => lhcie_hub::ops_cli::run(connection, command).await,
         Command::CheckConfig { config } => {
             let (hub, topology) = load(&config)?;
             let policy = match &hub.policy {

@@ -6,7 +6,7 @@
 //!
 //! The recorder is process-wide (the `metrics` crate's global recorder),
 //! installed once by [`install`]; the registry copy's metrics
-//! (`hub_registry_*`, from `lhcie-registry-client`) are exposed with the
+//! (`lhcie_hub_registry_*`, from `lhcie-registry-client`) are exposed with the
 //! hub's.
 
 use std::time::Duration;
@@ -47,6 +47,46 @@ fn describe() {
     metrics::describe_counter!(
         "lhcie_hub_envelopes_rejected_total",
         "Envelopes rejected, by submitting exchange and reason code."
+    );
+    metrics::describe_counter!(
+        "lhcie_hub_dead_letters_total",
+        "Dead letters kept for an operator, by destination, category and reason."
+    );
+    metrics::describe_counter!(
+        "lhcie_hub_replays_total",
+        "Dead letters replayed, by destination and outcome."
+    );
+    metrics::describe_gauge!(
+        "lhcie_hub_dead_letters_pending",
+        "Dead letters waiting for replay or discard, by destination."
+    );
+    metrics::describe_gauge!(
+        "lhcie_hub_adapter_up",
+        "1 if the exchange's adapter sent a heartbeat within three intervals."
+    );
+    metrics::describe_gauge!(
+        "lhcie_hub_adapter_outbox_depth",
+        "The outbox depth an adapter last reported."
+    );
+    metrics::describe_gauge!(
+        "lhcie_hub_adapter_heartbeat_age_seconds",
+        "Seconds since an adapter's last heartbeat."
+    );
+    metrics::describe_gauge!(
+        "lhcie_hub_registry_fresh",
+        "1 while the registry copy is proven current; 0: messages are held."
+    );
+    metrics::describe_gauge!(
+        "lhcie_hub_registry_proven_age_seconds",
+        "Age of the last proof that the registry copy is current."
+    );
+    metrics::describe_gauge!(
+        "lhcie_broker_queue_messages",
+        "Messages ready on a queue of the hub's topology, read from the broker."
+    );
+    metrics::describe_gauge!(
+        "lhcie_broker_queue_consumers",
+        "Consumers of a queue of the hub's topology."
     );
     metrics::describe_histogram!(
         "lhcie_hub_routing_seconds",
@@ -117,4 +157,26 @@ pub fn rejected(exchange: &str, reason: &'static str) {
 pub fn routing_time(ingress: Ingress, elapsed: Duration) {
     metrics::histogram!("lhcie_hub_routing_seconds", "ingress" => ingress_label(ingress))
         .record(elapsed.as_secs_f64());
+}
+
+/// A dead letter was kept (by the policy's withholding or from a broker
+/// dead-letter queue).
+pub fn dead_lettered(destination: &str, category: Option<&str>, reason: &str) {
+    metrics::counter!(
+        "lhcie_hub_dead_letters_total",
+        "destination" => destination.to_owned(),
+        "category" => category.unwrap_or("unknown").to_owned(),
+        "reason" => reason.to_owned()
+    )
+    .increment(1);
+}
+
+/// A dead letter was replayed.
+pub fn replayed(destination: &str, outcome: &str) {
+    metrics::counter!(
+        "lhcie_hub_replays_total",
+        "destination" => destination.to_owned(),
+        "outcome" => outcome.to_owned()
+    )
+    .increment(1);
 }

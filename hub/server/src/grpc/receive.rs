@@ -26,6 +26,7 @@ use tonic::{Status, Streaming};
 use crate::link::{Link, Outgoing};
 use crate::router::{
     DECIDED_AT_HEADER, RECIPIENTS_HEADER, REJECT_DETAIL_HEADER, REJECT_REASON_HEADER, Router,
+    SUBMITTED_BY_HEADER,
 };
 
 /// Serves one `Receive` stream.
@@ -214,6 +215,9 @@ async fn dead_letter_with_reason(
     if let Some(recipients) = header(&delivery.properties, RECIPIENTS_HEADER) {
         headers.push((RECIPIENTS_HEADER, recipients.to_owned()));
     }
+    if let Some(submitter) = header(&delivery.properties, SUBMITTED_BY_HEADER) {
+        headers.push((SUBMITTED_BY_HEADER, submitter.to_owned()));
+    }
     let republished = link
         .publisher
         .publish(Outgoing {
@@ -242,7 +246,7 @@ async fn dead_letter_with_reason(
     }
 }
 
-fn header<'a>(properties: &'a lapin::BasicProperties, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(properties: &'a lapin::BasicProperties, name: &str) -> Option<&'a str> {
     match properties.headers().as_ref()?.inner().get(name)? {
         AMQPValue::LongString(value) => std::str::from_utf8(value.as_bytes()).ok(),
         _ => None,

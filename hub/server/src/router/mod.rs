@@ -20,6 +20,8 @@
 //! submitter resubmits (gRPC) or the broker redelivers (AMQP), and the
 //! receiving adapter de-duplicates any copy published twice.
 
+pub mod replay;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,14 +31,17 @@ use lhcie_hub_core::{
     AuditOutcome, AuditRecord, Ingress, Outcome, Policy, RejectReason, Rejection, RouteTable,
     Routed, hub_ack, route,
 };
-use lhcie_model::{Envelope, ExchangeId, MessageId, OdsCode};
+use lhcie_model::{AckLevel, AckOutcome, Body, Envelope, ExchangeId, MessageId, OdsCode};
 use lhcie_proto::{canonical as pb, hub as hubpb};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::link::{BrokerLink, Outgoing};
+use crate::ops_stats::OpsStats;
 use crate::store::Store;
+use crate::store::dead_letters::{DeadLetter, DeadLetterState};
+use crate::store::trace::{Layer, TraceEvent};
 
 /// Why no answer can be given now. The envelope is not lost: it is held by
 /// whoever submitted it (gRPC) or stays on the queue (AMQP).
@@ -77,6 +82,9 @@ pub struct Router {
     names: Names,
     max_envelope_bytes: usize,
     in_flight: Mutex<HashMap<Vec<u8>, Pending>>,
+    /// Replays and discards, one at a time.
+    replaying: tokio::sync::Mutex<()>,
+    stats: Arc<OpsStats>,
     shutdown: CancellationToken,
 }
 
@@ -102,6 +110,8 @@ impl Router {
             names,
             max_envelope_bytes,
             in_flight: Mutex::new(HashMap::new()),
+            replaying: tokio::sync::Mutex::new(()),
+            stats: Arc::new(OpsStats::new()),
             shutdown,
         }
     }
@@ -109,6 +119,21 @@ impl Router {
     /// Whether `exchange` is in the topology.
     pub fn knows_exchange(&self, exchange: &ExchangeId) -> bool {
         self.exchanges.contains(exchange)
+    }
+
+    /// The live statistics the dashboard shows.
+    pub fn stats(&self) -> &Arc<OpsStats> {
+        &self.stats
+    }
+
+    /// The exchanges of the topology.
+    pub fn exchanges(&self) -> &HashSet<ExchangeId> {
+        &self.exchanges
+    }
+
+    /// The route table.
+    pub fn table(&self) -> &RouteTable {
+        &self.table
     }
 
     /// The broker link.
@@ -198,6 +223,7 @@ impl Router {
         submitter: &ExchangeId,
         ingress: Ingress,
     ) -> Result<hubpb::SubmitResponse, Hold> {
+        let started = std::time::Instant::now();
         let now = OffsetDateTime::now_utc();
         let message_id = wire.message_id.clone();
         let sender_ods = wire.sender.as_ref().map(|s| s.ods_code.clone());
@@ -258,8 +284,18 @@ impl Router {
                     .await?;
                 let audit =
                     AuditRecord::of_outcome(&envelope, &outcome, submitter.as_str(), ingress, now);
+                self.keep_withheld(&envelope, routed, bytes, submitter, now)?;
+                self.trace_acknowledgement(&envelope, submitter, now)?;
                 self.commit(&audit).await?;
                 crate::metrics::routed(submitter.as_str(), envelope.category.as_str(), routed);
+                self.stats.routed(
+                    submitter.as_str(),
+                    started.elapsed(),
+                    routed.copies.iter().map(|c| c.exchange.as_str()),
+                    routed
+                        .denied()
+                        .map(|d| d.decision.as_ref().map_or("unknown", |d| d.reason.code())),
+                );
                 tracing::debug!(
                     message_id = %envelope.message_id,
                     category = %envelope.category,
@@ -270,6 +306,95 @@ impl Router {
                 Ok(answer_of(&audit))
             }
         }
+    }
+
+    /// Keeps the copies withheld for a reason that can be put right (see
+    /// [`HELD_FOR_REPLAY`]) as dead letters of their destination, in the
+    /// same commit as the decision, so an operator can replay them once the
+    /// agreement or consent is in place.
+    fn keep_withheld(
+        &self,
+        envelope: &Envelope,
+        routed: &Routed,
+        bytes: &[u8],
+        submitter: &ExchangeId,
+        now: OffsetDateTime,
+    ) -> Result<(), Hold> {
+        for (destination, reason, recipients) in withheld(routed) {
+            let letter = DeadLetter {
+                id: 0,
+                destination: destination.to_string(),
+                message_id: envelope.message_id.to_string(),
+                submitted_by: submitter.to_string(),
+                sender: Some(envelope.sender.ods_code.to_string()),
+                category: Some(envelope.category.as_str().to_owned()),
+                recipients,
+                reason: reason.to_owned(),
+                detail: "withheld by the policy; replay once it permits the flow".into(),
+                dead_lettered_at: now,
+                state: DeadLetterState::Pending,
+                last_replay: None,
+            };
+            let (_, new) = self
+                .store
+                .add_dead_letter(letter, bytes)
+                .map_err(store_hold)?;
+            self.store
+                .record_event(&TraceEvent::new(
+                    envelope.message_id.as_str(),
+                    now,
+                    Layer::Hub,
+                    destination.as_str(),
+                    "dead-lettered",
+                    reason,
+                    "withheld by the policy; kept for replay",
+                ))
+                .map_err(store_hold)?;
+            if new {
+                crate::metrics::dead_lettered(
+                    destination.as_str(),
+                    Some(envelope.category.as_str()),
+                    reason,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// An acknowledgement routed back to a sender is also an event in the
+    /// acknowledged message's trace.
+    fn trace_acknowledgement(
+        &self,
+        envelope: &Envelope,
+        submitter: &ExchangeId,
+        now: OffsetDateTime,
+    ) -> Result<(), Hold> {
+        let Body::Acknowledgement(ack) = &envelope.body else {
+            return Ok(());
+        };
+        let outcome = match ack.outcome {
+            AckOutcome::Positive => "positive",
+            AckOutcome::Negative => "negative",
+        };
+        let level = match ack.level {
+            AckLevel::Infrastructure => "infrastructure",
+            AckLevel::Business => "business",
+        };
+        let code = ack.code.as_ref().map_or(outcome, |c| c.code.as_str());
+        self.store
+            .record_event(&TraceEvent::new(
+                ack.refers_to.as_str(),
+                now,
+                Layer::Hub,
+                submitter.as_str(),
+                "acknowledged",
+                code,
+                &format!(
+                    "{outcome} {level} acknowledgement from {}",
+                    envelope.sender.ods_code
+                ),
+            ))
+            .map_err(store_hold)
     }
 
     /// Asks the routing core, holding while the policy cannot decide.
@@ -407,6 +532,11 @@ impl Router {
         );
         self.commit(&audit).await?;
         crate::metrics::rejected(submitter.as_str(), rejection.reason.code());
+        self.stats.rejected(
+            submitter.as_str(),
+            rejection.reason.code(),
+            (OffsetDateTime::now_utc() - now).unsigned_abs(),
+        );
         tracing::info!(message_id, reason = rejection.reason.code(), submitter = %submitter, "rejected");
         Ok(answer_of(&audit))
     }
@@ -449,6 +579,38 @@ impl Router {
                 .unwrap_or_else(|| "not connected".into()),
         )
     }
+}
+
+/// Policy reasons for which a withheld copy is kept as a dead letter for
+/// replay: things information governance can put right (an agreement to be
+/// signed, consent to be recorded). A patient's refusal is final and is not
+/// kept.
+pub const HELD_FOR_REPLAY: [&str; 2] = ["no-agreement", "no-recorded-consent"];
+
+/// The denied recipients kept for replay, grouped by destination exchange
+/// and reason.
+pub fn withheld(routed: &Routed) -> Vec<(ExchangeId, &'static str, Vec<String>)> {
+    let mut groups: Vec<(ExchangeId, &'static str, Vec<String>)> = Vec::new();
+    for denied in routed.denied() {
+        let Some(reason) = denied.decision.as_ref().map(|d| d.reason.code()) else {
+            continue;
+        };
+        if !HELD_FOR_REPLAY.contains(&reason) {
+            continue;
+        }
+        match groups
+            .iter_mut()
+            .find(|(exchange, r, _)| *exchange == denied.exchange && *r == reason)
+        {
+            Some((_, _, recipients)) => recipients.push(denied.recipient.to_string()),
+            None => groups.push((
+                denied.exchange.clone(),
+                reason,
+                vec![denied.recipient.to_string()],
+            )),
+        }
+    }
+    groups
 }
 
 fn store_hold(error: crate::store::StoreError) -> Hold {

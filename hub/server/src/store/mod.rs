@@ -12,6 +12,8 @@
 //! |---|---|---|
 //! | `decisions` | message id, 0, submitting exchange | decided-at (unix ns, big-endian), then the `AuditRecord` (postcard) |
 //! | `by_patient` | NHS number, decided-at, decision key | empty: the audit searchable by patient |
+//! | `by_time`, `by_org`, `access_log` | see [`search`] | the trace's indexes, and who viewed what |
+//! | `dead_letters`, `dead_letter_bodies`, `dead_letters_pending` | see [`dead_letters`] | what waits for an operator |
 //! | `events` | message id, 0, at, sequence | a [`trace::TraceEvent`]: what adapters and the hub saw after the decision |
 //!
 //! De-duplication is per submitting exchange, so one exchange can neither
@@ -20,7 +22,8 @@
 //! duplicate. Audit records are kept (an archival policy is for
 //! information governance to set). Writes become durable only on
 //! [`Store::durable`], which shares one flush (fsync) among every writer
-//! waiting at the time (group commit). Each decision costs two inserts.
+//! waiting at the time (group commit). Each decision costs four to six
+//! inserts (the record, the patient, time and organisation indexes).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +47,8 @@ pub enum StoreError {
     FlusherStopped,
 }
 
+pub mod dead_letters;
+pub mod search;
 pub mod trace;
 
 /// The hub's store. Cheap to clone.
@@ -53,6 +58,12 @@ pub struct Store {
     decisions: sled::Tree,
     by_patient: sled::Tree,
     events: sled::Tree,
+    by_time: sled::Tree,
+    by_org: sled::Tree,
+    access_log: sled::Tree,
+    dead_letters: sled::Tree,
+    dead_letter_bodies: sled::Tree,
+    dead_letters_pending: sled::Tree,
     dedup_retention: Duration,
     /// The only flusher of `db`; stopped when the last handle is dropped.
     commit: Arc<GroupCommit>,
@@ -103,6 +114,12 @@ impl Store {
             decisions: db.open_tree("decisions")?,
             by_patient: db.open_tree("by_patient")?,
             events: db.open_tree("events")?,
+            by_time: db.open_tree("by_time")?,
+            by_org: db.open_tree("by_org")?,
+            access_log: db.open_tree("access_log")?,
+            dead_letters: db.open_tree("dead_letters")?,
+            dead_letter_bodies: db.open_tree("dead_letter_bodies")?,
+            dead_letters_pending: db.open_tree("dead_letters_pending")?,
             db,
             dedup_retention,
             commit,
@@ -141,6 +158,7 @@ impl Store {
             index.extend_from_slice(&key);
             self.by_patient.insert(index, &[])?;
         }
+        self.index_decision(audit, &key)?;
         Ok(())
     }
 

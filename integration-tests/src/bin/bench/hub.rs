@@ -22,7 +22,7 @@ use super::{Percentiles, line, verbose};
 const SIZE: usize = 1500;
 const WINDOW: usize = 1000;
 
-fn count() -> usize {
+pub fn count() -> usize {
     std::env::var("LHCIE_BENCH_COUNT")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -191,7 +191,7 @@ async fn egress_consumer(
 }
 
 /// (b) The gRPC ingress path.
-async fn grpc_ingress(env: &TestEnv, total: usize) -> f64 {
+pub async fn grpc_ingress(env: &TestEnv, total: usize) -> f64 {
     let (connection, done) = egress_consumer(env, total, |_, _| {}).await;
     let shutdown = CancellationToken::new();
     let (uplink, mut answers) =

@@ -18,6 +18,11 @@
 //!   latency (submit → consumer) on the gRPC path at a fixed offered load of
 //!   2,000 envelopes/s, with `hub_raw_latency_*` as the reference: raw
 //!   RabbitMQ at the same load. Median of three 20-second runs each.
+//! - `hub_grpc_ingress_observed` ([`observed`]): the gRPC ingress run with
+//!   the operations dashboard open (its live stream read, the overview
+//!   polled every second) and `/metrics` scraped every second; the
+//!   reference is the same run on the same hub with nobody watching,
+//!   alternated three times each, medians compared (target ≥ 0.95).
 //!
 //! The consent registry ([`registry`], [`decisions`]):
 //! - `registry_cache_decide` / `registry_cache_lookup_reference`: decisions
@@ -74,7 +79,7 @@
 //! patients' directives imported, the registry's disk and memory, a node
 //! restart, and a hub's copy of all of it.
 //!
-//! `LHCIE_BENCH_ONLY=raw|grpc|amqp|latency|decisions|hl7|mllp|fhir|registry` runs one
+//! `LHCIE_BENCH_ONLY=raw|grpc|amqp|latency|observed|decisions|hl7|mllp|fhir|registry` runs one
 //! part; `LHCIE_BENCH_COUNT` sets the messages per hub throughput run
 //! (40,000), `LHCIE_BENCH_MLLP_CONNECTIONS` the MLLP connections (50;
 //! other values for diagnosis only); `LHCIE_BENCH_VERBOSE=1` prints more.
@@ -88,6 +93,7 @@ mod fhir;
 mod hl7;
 mod hub;
 mod mllp;
+mod observed;
 mod registry;
 mod scale;
 
@@ -137,6 +143,9 @@ async fn main() {
     let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
     if ["raw", "grpc", "amqp", "latency"].iter().any(|p| runs(p)) {
         hub::run(only.as_deref()).await;
+    }
+    if runs("observed") {
+        observed::run().await;
     }
     if runs("decisions") {
         decisions::report();

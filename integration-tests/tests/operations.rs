@@ -1,0 +1,371 @@
+//! Dead letters and replay end to end, with the real registry, hub,
+//! RabbitMQ and the `hub dead-letters` CLI: copies withheld because no
+//! information sharing agreement covered the flow wait as dead letters;
+//! once an agreement is signed they are replayed, through the policy again,
+//! and delivered exactly once with their message id — except for the
+//! patient who dissented in the meantime, who is denied again. A viewer
+//! cannot replay; the trace shows every step; viewing it is audited; a
+//! copy the broker dead-lettered is collected too.
+
+use std::process::Command;
+use std::time::Duration;
+
+use lhcie_integration_tests::dashboard::{DashboardClient, USERS, enable_dashboard};
+use lhcie_integration_tests::env::{TestEnv, with_env};
+use lhcie_integration_tests::hub::HubProcess;
+use lhcie_integration_tests::prometheus::{parse, sum};
+use lhcie_integration_tests::registry::{
+    ClusterOptions, RegistryCluster, set_directive, sign_nwl_sel_agreement, synthetic_patient,
+};
+use lhcie_integration_tests::traffic::{self, discharge_summary, with_patient};
+use lhcie_proto::hub as hubpb;
+use lhcie_proto::registry as pb;
+use serde_json::{Value, json};
+
+const OPERATOR: usize = 0;
+const VIEWER: usize = 1;
+const ADMIN: usize = 2;
+
+fn dissent(nhs: &str) -> pb::SetDirectiveRequest {
+    pb::SetDirectiveRequest {
+        directive: Some(pb::Directive {
+            directive_id: "DIR-OPS-DISSENT".into(),
+            nhs_number: nhs.into(),
+            rule: Some(pb::directive::Rule::DissentAll(true)),
+            valid_from: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            source: pb::DirectiveSource::PatientAccount as i32,
+            ..Default::default()
+        }),
+    }
+}
+
+async fn wait_for_revision(hub: &HubProcess, revision: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while hub.get_json("/registry").await["revision"]
+        .as_u64()
+        .unwrap_or(0)
+        < revision
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hub did not reach revision {revision}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn pending(listing: &Value) -> Vec<&Value> {
+    listing["dead_letters"].as_array().unwrap().iter().collect()
+}
+
+/// `hub dead-letters …` as the operator; its standard output.
+fn ops_cli(env: &TestEnv, dashboard: std::net::SocketAddr, args: &[&str]) -> String {
+    let password = env.dir().join("olivia.password");
+    std::fs::write(&password, format!("{}\n", USERS[OPERATOR].password)).unwrap();
+    let output = Command::new(lhcie_integration_tests::binary("hub"))
+        .arg("dead-letters")
+        .args(["--url", &format!("http://{dashboard}")])
+        .args(["--user", USERS[OPERATOR].name])
+        .arg("--password-file")
+        .arg(&password)
+        .args(args)
+        .output()
+        .expect("hub dead-letters");
+    assert!(
+        output.status.success(),
+        "hub dead-letters {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withheld_copies_are_replayed_once_an_agreement_is_signed_and_a_dissent_still_denies() {
+    with_env(TestEnv::new("ops-replay"), |env| async move {
+        let cluster = RegistryCluster::start(
+            env.dir(),
+            &env.topology_file(),
+            1,
+            &ClusterOptions::default(),
+        );
+        cluster.leader(Duration::from_secs(20)).await;
+        cluster.seed(&env.policy_file(), &env.topology_file());
+        env.use_registry(&cluster.endpoints(), 2000);
+        let dashboard = enable_dashboard(&env, &USERS);
+        let hub = HubProcess::start(&env).await;
+        let operator = DashboardClient::new(dashboard, &USERS[OPERATOR]);
+        let viewer = DashboardClient::new(dashboard, &USERS[VIEWER]);
+        let admin = DashboardClient::new(dashboard, &USERS[ADMIN]);
+        let kings = traffic::receive_grpc(env.connection("sel-kings"));
+
+        // Two discharge summaries to King's: no agreement covers NWL → SEL.
+        let staying = synthetic_patient(4101);
+        let dissenting = synthetic_patient(4102);
+        let first = with_patient(
+            discharge_summary("nwl-imperial", "RYJ", &["RJZ"], 0),
+            &staying,
+        );
+        let second = with_patient(
+            discharge_summary("nwl-imperial", "RYJ", &["RJZ"], 0),
+            &dissenting,
+        );
+        let (first_id, second_id) = (first.message_id.clone(), second.message_id.clone());
+        let answers = traffic::submit_all(
+            env.connection("nwl-imperial"),
+            vec![first, second],
+            2,
+            Duration::from_secs(30),
+        )
+        .await;
+        for id in [&first_id, &second_id] {
+            let Some(hubpb::submit_response::Outcome::Accepted(accepted)) = &answers[id].outcome
+            else {
+                panic!("accepted: {:?}", answers[id]);
+            };
+            assert_eq!(
+                accepted.recipients[0].disposition,
+                hubpb::Disposition::NotPermitted as i32
+            );
+        }
+        let listed = operator
+            .get_ok("/api/dead-letters?destination=sel-kings")
+            .await;
+        let letters = pending(&listed);
+        assert_eq!(letters.len(), 2, "{listed}");
+        for letter in &letters {
+            assert_eq!(letter["reason"], "no-agreement");
+            assert_eq!(letter["recipients"], json!(["RJZ"]));
+            assert_eq!(letter["state"], "pending");
+            assert_eq!(letter["submitted_by"], "nwl-imperial");
+        }
+        // Nothing is listed with a patient identifier.
+        assert!(!listed.to_string().contains(&staying));
+
+        // A viewer may look but not replay; a dry run changes nothing.
+        let (status, _) = viewer
+            .post(
+                "/api/dead-letters/replay",
+                &json!({"filter": {"destination": "sel-kings"}, "dry_run": true}),
+            )
+            .await;
+        assert_eq!(status, 403);
+        let (status, dry) = operator
+            .post(
+                "/api/dead-letters/replay",
+                &json!({"filter": {"destination": "sel-kings"}, "dry_run": true}),
+            )
+            .await;
+        assert_eq!(status, 200, "{dry}");
+        assert!(
+            dry["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["outcome"] == "would-deny"),
+            "{dry}"
+        );
+        assert_eq!(
+            pending(&operator.get_ok("/api/dead-letters").await).len(),
+            2
+        );
+
+        // Information governance signs an agreement; one patient dissents.
+        sign_nwl_sel_agreement(&cluster);
+        let client = cluster.client("patient-account");
+        let revision = set_directive(&client, &dissent(&dissenting))
+            .await
+            .expect("dissent recorded");
+        // The directive was recorded after the agreement: its revision covers both.
+        wait_for_revision(&hub, revision).await;
+
+        // The operator replays everything pending for King's, with the CLI.
+        let printed = ops_cli(
+            &env,
+            dashboard,
+            &["replay", "--destination", "sel-kings", "--rate", "20"],
+        );
+        let outcome_of = |id: &str| {
+            printed
+                .lines()
+                .find(|line| line.contains(id))
+                .unwrap_or_else(|| panic!("{id} in {printed}"))
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(outcome_of(&first_id), "forwarded", "{printed}");
+        assert_eq!(outcome_of(&second_id), "denied", "{printed}");
+
+        // Delivered exactly once, with its message id; the dissenting
+        // patient's summary never.
+        kings.received.wait_for(1, Duration::from_secs(20)).await;
+        // A second replay of the same dead letter is refused as not pending.
+        let listed = operator
+            .get_ok("/api/dead-letters?state=all&destination=sel-kings")
+            .await;
+        let replayed_id = pending(&listed)
+            .iter()
+            .find(|l| l["message_id"] == first_id.as_str())
+            .unwrap()["id"]
+            .clone();
+        let (_, again) = operator
+            .post("/api/dead-letters/replay", &json!({"ids": [replayed_id]}))
+            .await;
+        assert_eq!(again["results"][0]["outcome"], "skipped", "{again}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(kings.received.contains(&first_id));
+        assert!(!kings.received.contains(&second_id));
+        assert_eq!(kings.received.distinct(), 1);
+        assert!(kings.received.handed_twice().is_empty());
+        kings.stop().await;
+        assert!(pending(&operator.get_ok("/api/dead-letters").await).is_empty());
+        let all = operator.get_ok("/api/dead-letters?state=all").await;
+        let denied = pending(&all)
+            .into_iter()
+            .find(|l| l["message_id"] == second_id.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(denied["state"], "replayed");
+        assert_eq!(denied["last_replay"]["outcome"], "denied");
+        assert_eq!(denied["last_replay"]["by"], "olivia");
+
+        // The trace tells the whole story, and looking at it is audited.
+        let trace = viewer.get_ok(&format!("/api/trace/{first_id}")).await;
+        assert_eq!(trace["patient"], staying.as_str());
+        let stages: Vec<(String, String)> = trace["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["stage"].as_str().unwrap().to_owned(),
+                    e["code"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        for expected in [
+            ("accepted", ""),
+            ("decision", "denied"),
+            ("dead-lettered", "no-agreement"),
+            ("replayed", "forwarded"),
+        ] {
+            assert!(
+                stages
+                    .iter()
+                    .any(|(s, c)| s == expected.0 && c == expected.1),
+                "{expected:?} in {stages:?}"
+            );
+        }
+        let (status, _) = viewer.get("/api/access-log").await;
+        assert_eq!(status, 403);
+        let found = operator
+            .get_ok(&format!("/api/trace?nhs_number={dissenting}"))
+            .await;
+        assert_eq!(found["results"][0]["message_id"], second_id.as_str());
+        let log = admin.get_ok("/api/access-log").await;
+        let entries = log["entries"].as_array().unwrap();
+        assert!(
+            entries.iter().any(|e| e["user"] == "victor"
+                && e["action"] == "trace"
+                && e["subject"] == first_id.as_str()),
+            "{log}"
+        );
+        assert!(
+            entries
+                .iter()
+                .any(|e| e["user"] == "olivia" && e["action"] == "search"),
+            "{log}"
+        );
+
+        // Counted in the metrics.
+        let (_, text) = hub.get("/metrics").await.unwrap();
+        let samples = parse(&text);
+        assert_eq!(
+            sum(
+                &samples,
+                "lhcie_hub_dead_letters_total",
+                &[("destination", "sel-kings"), ("reason", "no-agreement")]
+            ),
+            2.0
+        );
+        assert_eq!(
+            sum(
+                &samples,
+                "lhcie_hub_replays_total",
+                &[("destination", "sel-kings"), ("outcome", "forwarded")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            sum(
+                &samples,
+                "lhcie_hub_replays_total",
+                &[("destination", "sel-kings"), ("outcome", "denied")]
+            ),
+            1.0
+        );
+
+        // A copy the broker dead-letters (its receiver cannot read it) is
+        // collected and listed with the broker's reason.
+        let royal_free = traffic::receive_grpc(env.connection("ncl-royal-free"));
+        let link = lapin::Connection::connect(
+            lhcie_integration_tests::env::BROKER_URL,
+            lapin::ConnectionProperties::default(),
+        )
+        .await
+        .unwrap();
+        let channel = link.create_channel().await.unwrap();
+        channel.confirm_select(Default::default()).await.unwrap();
+        channel
+            .basic_publish(
+                env.names().egress_exchange().as_str().into(),
+                "ncl-royal-free".into(),
+                Default::default(),
+                b"not an envelope",
+                lapin::BasicProperties::default()
+                    .with_message_id("garbled-1".into())
+                    .with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let garbled = loop {
+            let listed = operator
+                .get_ok("/api/dead-letters?destination=ncl-royal-free")
+                .await;
+            if let Some(letter) = pending(&listed).first() {
+                break (*letter).clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the broker's dead letter was not collected"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(garbled["message_id"], "garbled-1");
+        assert_eq!(garbled["reason"], "rejected");
+        let (_, replay) = operator
+            .post("/api/dead-letters/replay", &json!({"ids": [garbled["id"]]}))
+            .await;
+        assert_eq!(replay["results"][0]["outcome"], "failed", "{replay}");
+        let printed = ops_cli(
+            &env,
+            dashboard,
+            &["discard", "--id", garbled["id"].as_str().unwrap()],
+        );
+        assert!(printed.contains("1 discarded"), "{printed}");
+        royal_free.stop().await;
+        let _ = link.close(200, "done".into()).await;
+        assert!(
+            !hub.log().contains(&staying) && !hub.log().contains(&dissenting),
+            "no NHS number in the hub's log"
+        );
+    })
+    .await;
+}

@@ -94,6 +94,38 @@ pub fn enable_dashboard(env: &TestEnv, users: &[OpsUser]) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// A hub following a one-node registry seeded from the test policy, with
+/// its dashboard for [`USERS`].
+pub struct OpsHub {
+    /// The registry.
+    pub cluster: crate::registry::RegistryCluster,
+    /// The hub.
+    pub hub: crate::hub::HubProcess,
+    /// The dashboard's address.
+    pub dashboard: SocketAddr,
+}
+
+/// Starts an [`OpsHub`] for `env`.
+pub async fn start_ops_hub(env: &TestEnv) -> OpsHub {
+    use crate::registry::{ClusterOptions, RegistryCluster};
+    let cluster = RegistryCluster::start(
+        env.dir(),
+        &env.topology_file(),
+        1,
+        &ClusterOptions::default(),
+    );
+    cluster.leader(std::time::Duration::from_secs(20)).await;
+    cluster.seed(&env.policy_file(), &env.topology_file());
+    env.use_registry(&cluster.endpoints(), 2000);
+    let dashboard = enable_dashboard(env, &USERS);
+    let hub = crate::hub::HubProcess::start(env).await;
+    OpsHub {
+        cluster,
+        hub,
+        dashboard,
+    }
+}
+
 /// The dashboard's API as one user.
 pub struct DashboardClient {
     address: SocketAddr,
@@ -205,16 +237,7 @@ impl DashboardClient {
             .read_to_end(&mut response)
             .await
             .expect("response read");
-        let text = String::from_utf8_lossy(&response).into_owned();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let (headers, body) = text
-            .split_once("\r\n\r\n")
-            .map(|(h, b)| (h.to_owned(), crate::hub::dechunk(b)))
-            .unwrap_or_default();
+        let (status, headers, body) = crate::hub::split_response(&response);
         (
             status,
             headers,

@@ -150,21 +150,28 @@ pub async fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, 
         .await?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await?;
-    let text = String::from_utf8_lossy(&response).into_owned();
+    let (status, _, body) = split_response(&response);
+    Ok((status, body))
+}
+
+/// An HTTP/1.1 response read to its end: status, header lines, body
+/// (de-chunked).
+pub(crate) fn split_response(response: &[u8]) -> (u16, String, String) {
+    let text = String::from_utf8_lossy(response);
     let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text
+    let (headers, body) = text
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
+        .map(|(h, b)| (h.to_owned(), dechunk(b)))
         .unwrap_or_default();
-    Ok((status, dechunk(&body)))
+    (status, headers, body)
 }
 
 /// Undoes chunked transfer encoding, if the body is chunked.
-pub(crate) fn dechunk(body: &str) -> String {
+fn dechunk(body: &str) -> String {
     let mut out = String::new();
     let mut rest = body;
     loop {

@@ -10,12 +10,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lhcie_integration_tests::dashboard::{DashboardClient, USERS, enable_dashboard};
+use lhcie_integration_tests::dashboard::{DashboardClient, OpsHub, USERS, start_ops_hub};
 use lhcie_integration_tests::env::{TestEnv, with_env};
-use lhcie_integration_tests::hub::HubProcess;
-use lhcie_integration_tests::registry::{
-    ClusterOptions, RegistryCluster, sign_nwl_sel_agreement, synthetic_patient,
-};
+use lhcie_integration_tests::registry::{sign_nwl_sel_agreement, synthetic_patient};
 use lhcie_integration_tests::traffic::{self, discharge_summary, with_patient};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -31,17 +28,11 @@ async fn an_operator_watches_traces_and_replays_in_the_browser_and_a_viewer_cann
         "playwright-core is not installed: run scripts/ensure-browser.sh (make test does)"
     );
     with_env(TestEnv::new("ops-browser"), |env| async move {
-        let cluster = RegistryCluster::start(
-            env.dir(),
-            &env.topology_file(),
-            1,
-            &ClusterOptions::default(),
-        );
-        cluster.leader(Duration::from_secs(20)).await;
-        cluster.seed(&env.policy_file(), &env.topology_file());
-        env.use_registry(&cluster.endpoints(), 2000);
-        let dashboard = enable_dashboard(&env, &USERS);
-        let hub = HubProcess::start(&env).await;
+        let OpsHub {
+            cluster,
+            hub,
+            dashboard,
+        } = start_ops_hub(&env).await;
         let operator = DashboardClient::new(dashboard, &USERS[0]);
         let kings = traffic::receive_grpc(env.connection("sel-kings"));
 

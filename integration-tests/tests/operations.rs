@@ -10,13 +10,11 @@
 use std::process::Command;
 use std::time::Duration;
 
-use lhcie_integration_tests::dashboard::{DashboardClient, USERS, enable_dashboard};
+use lhcie_integration_tests::dashboard::{DashboardClient, OpsHub, USERS, start_ops_hub};
 use lhcie_integration_tests::env::{TestEnv, with_env};
 use lhcie_integration_tests::hub::HubProcess;
 use lhcie_integration_tests::prometheus::{parse, sum};
-use lhcie_integration_tests::registry::{
-    ClusterOptions, RegistryCluster, set_directive, sign_nwl_sel_agreement, synthetic_patient,
-};
+use lhcie_integration_tests::registry::{set_directive, sign_nwl_sel_agreement, synthetic_patient};
 use lhcie_integration_tests::traffic::{self, discharge_summary, with_patient};
 use lhcie_proto::hub as hubpb;
 use lhcie_proto::registry as pb;
@@ -85,17 +83,11 @@ fn ops_cli(env: &TestEnv, dashboard: std::net::SocketAddr, args: &[&str]) -> Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn withheld_copies_are_replayed_once_an_agreement_is_signed_and_a_dissent_still_denies() {
     with_env(TestEnv::new("ops-replay"), |env| async move {
-        let cluster = RegistryCluster::start(
-            env.dir(),
-            &env.topology_file(),
-            1,
-            &ClusterOptions::default(),
-        );
-        cluster.leader(Duration::from_secs(20)).await;
-        cluster.seed(&env.policy_file(), &env.topology_file());
-        env.use_registry(&cluster.endpoints(), 2000);
-        let dashboard = enable_dashboard(&env, &USERS);
-        let hub = HubProcess::start(&env).await;
+        let OpsHub {
+            cluster,
+            hub,
+            dashboard,
+        } = start_ops_hub(&env).await;
         let operator = DashboardClient::new(dashboard, &USERS[OPERATOR]);
         let viewer = DashboardClient::new(dashboard, &USERS[VIEWER]);
         let admin = DashboardClient::new(dashboard, &USERS[ADMIN]);

@@ -31,20 +31,42 @@ pub struct Connection {
     password_file: PathBuf,
 }
 
+/// Which dead letters.
+#[derive(Debug, Args)]
+pub struct Selection {
+    /// Only this destination (an exchange id, or `ingress`).
+    #[arg(long)]
+    destination: Option<String>,
+    /// Only this reason (e.g. no-agreement, delivery_limit).
+    #[arg(long)]
+    reason: Option<String>,
+    /// Only this category.
+    #[arg(long)]
+    category: Option<String>,
+}
+
+impl Selection {
+    fn is_empty(&self) -> bool {
+        self.destination.is_none() && self.reason.is_none() && self.category.is_none()
+    }
+
+    fn fields(&self) -> [(&'static str, &Option<String>); 3] {
+        [
+            ("destination", &self.destination),
+            ("reason", &self.reason),
+            ("category", &self.category),
+        ]
+    }
+}
+
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum DeadLetterCommand {
     /// List dead letters (pending unless --state says otherwise).
     List {
-        /// Only this destination (an exchange id, or `ingress`).
-        #[arg(long)]
-        destination: Option<String>,
-        /// Only this reason (e.g. no-agreement, delivery_limit).
-        #[arg(long)]
-        reason: Option<String>,
-        /// Only this category.
-        #[arg(long)]
-        category: Option<String>,
+        /// Which.
+        #[command(flatten)]
+        selection: Selection,
         /// pending, replayed, discarded or all.
         #[arg(long, default_value = "pending")]
         state: String,
@@ -58,15 +80,9 @@ pub enum DeadLetterCommand {
         /// Dead-letter ids.
         #[arg(long = "id")]
         ids: Vec<String>,
-        /// Every pending one of this destination.
-        #[arg(long)]
-        destination: Option<String>,
-        /// Every pending one with this reason.
-        #[arg(long)]
-        reason: Option<String>,
-        /// Every pending one of this category.
-        #[arg(long)]
-        category: Option<String>,
+        /// Or every pending one matching.
+        #[command(flatten)]
+        selection: Selection,
         /// Decide, but publish and change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -97,18 +113,12 @@ pub async fn run(connection: Connection, command: DeadLetterCommand) -> anyhow::
     };
     match command {
         DeadLetterCommand::List {
-            destination,
-            reason,
-            category,
+            selection,
             state,
             limit,
         } => {
             let mut query = format!("state={state}&limit={limit}");
-            for (key, value) in [
-                ("destination", destination),
-                ("reason", reason),
-                ("category", category),
-            ] {
+            for (key, value) in selection.fields() {
                 if let Some(value) = value {
                     query.push_str(&format!("&{key}={value}"));
                 }
@@ -138,17 +148,20 @@ pub async fn run(connection: Connection, command: DeadLetterCommand) -> anyhow::
         }
         DeadLetterCommand::Replay {
             ids,
-            destination,
-            reason,
-            category,
+            selection,
             dry_run,
             rate,
         } => {
             let mut request = if ids.is_empty() {
-                if destination.is_none() && reason.is_none() && category.is_none() {
+                if selection.is_empty() {
                     bail!("give --id, or a filter (--destination, --reason, --category)");
                 }
-                json!({ "filter": { "destination": destination, "reason": reason, "category": category } })
+                let filter: serde_json::Map<String, Value> = selection
+                    .fields()
+                    .into_iter()
+                    .map(|(key, value)| (key.to_owned(), json!(value)))
+                    .collect();
+                json!({ "filter": filter })
             } else {
                 json!({ "ids": ids })
             };

@@ -341,7 +341,8 @@ impl Router {
         }
     }
 
-    /// Records the replay: the dead letter's new state and a trace event.
+    /// Records what an operator did with a dead letter (replayed, with its
+    /// outcome, or discarded): its new state and a trace event naming them.
     async fn settle(
         &self,
         letter: &DeadLetter,
@@ -362,15 +363,24 @@ impl Router {
         self.store
             .update_dead_letter(&updated)
             .map_err(store_hold)?;
+        let (stage, code) = match state {
+            DeadLetterState::Discarded => ("discarded", ""),
+            _ => ("replayed", outcome),
+        };
+        let by = if detail.is_empty() {
+            format!("by {user}")
+        } else {
+            format!("by {user}; {detail}")
+        };
         self.store
             .record_event(&TraceEvent::new(
                 &letter.message_id,
                 at,
                 Layer::Hub,
                 &letter.destination,
-                "replayed",
-                outcome,
-                &format!("by {user}; {detail}"),
+                stage,
+                code,
+                &by,
             ))
             .map_err(store_hold)?;
         self.store.durable().await.map_err(store_hold)
@@ -387,29 +397,15 @@ impl Router {
             return Ok(false);
         }
         let now = OffsetDateTime::now_utc();
-        let mut updated = letter.clone();
-        updated.state = DeadLetterState::Discarded;
-        updated.last_replay = Some(ReplayNote {
-            at: now,
-            by: user.to_owned(),
-            outcome: "discarded".into(),
-            detail: String::new(),
-        });
-        self.store
-            .update_dead_letter(&updated)
-            .map_err(store_hold)?;
-        self.store
-            .record_event(&TraceEvent::new(
-                &letter.message_id,
-                now,
-                Layer::Hub,
-                &letter.destination,
-                "discarded",
-                "",
-                &format!("by {user}"),
-            ))
-            .map_err(store_hold)?;
-        self.store.durable().await.map_err(store_hold)?;
+        self.settle(
+            &letter,
+            user,
+            DeadLetterState::Discarded,
+            "discarded",
+            "",
+            now,
+        )
+        .await?;
         tracing::info!(dead_letter = id, message_id = %letter.message_id, user, "discarded");
         Ok(true)
     }

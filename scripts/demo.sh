@@ -197,6 +197,14 @@ for entry in bundle.get("entry", []):
   sed -n 2p "$var/received-nel-barts.hex" 2>/dev/null | xxd -r -p | tr '\r' '\n' | cut -c1-60 | grep -E '^(MSH|TXA|OBX)' | head -8
 fi
 
+say "Sending a test result from Imperial (RYJ, NWL) to Barts (R1H, NEL): no agreement covers results between NWL and NEL, so the hub withholds it and keeps it for an operator"
+send --example result --from RYJ --to R1H
+sleep 1
+printf 'demo-operator-password\n' > "$var/secrets/ops-operator.password"
+chmod 600 "$var/secrets/ops-operator.password"
+echo "\$ hub dead-letters --user ops-operator --password-file var/secrets/ops-operator.password list"
+"$bin/hub" dead-letters --user ops-operator --password-file "$var/secrets/ops-operator.password" list || true
+
 cat <<EOT
 
 Running now:
@@ -215,7 +223,12 @@ Try:
   $bin/registry isa list     (LHCIE_REGISTRY and LHCIE_ACTOR as set by this script, or --registry/--actor)
   $bin/native-adapter --exchange nwl-imperial send --example care-event --from RYJ
   curl -s http://127.0.0.1:9464/audit/patients/9000000009
-  echo demo-operator-password > /tmp/op.pw; $bin/hub dead-letters --user ops-operator --password-file /tmp/op.pw list
+  Replay the withheld result once an agreement covers it (open http://127.0.0.1:9465 as ops-operator, or):
+  $bin/registry isa draft --id ISA-DEMO-RESULTS --title "NWL-NEL results" --party region:NWL --party region:NEL --purpose direct-care --category result --legal-basis "UK GDPR 6(1)(e), 9(2)(h)" --from 2026-01-01
+  $bin/registry isa sign --id ISA-DEMO-RESULTS --version 1 --party region:NWL --signer "Dr A" --role "Caldicott Guardian" --organisation RYJ
+  $bin/registry isa sign --id ISA-DEMO-RESULTS --version 1 --party region:NEL --signer "Dr B" --role "Caldicott Guardian" --organisation R1H
+  $bin/hub dead-letters --user ops-operator --password-file var/secrets/ops-operator.password replay --destination nel-barts --dry-run
+  $bin/hub dead-letters --user ops-operator --password-file var/secrets/ops-operator.password replay --destination nel-barts
   .venv/bin/mllp_send --loose --port 26103 --file config/demo/hl7v2/adt_a01_rke_to_r1h.hl7 127.0.0.1
   curl -s -X POST -H 'content-type: application/fhir+json' --data-binary @config/demo/fhir/discharge_summary_r1k_to_r1h.json 'http://127.0.0.1:28116/\$process-message'
 Stop everything with:  make stop

@@ -21,8 +21,9 @@
 //! - `hub_grpc_ingress_observed` ([`observed`]): the gRPC ingress run with
 //!   the operations dashboard open (its live stream read, the overview
 //!   polled every second) and `/metrics` scraped every second; the
-//!   reference is the same run on the same hub with nobody watching,
-//!   alternated three times each, medians compared (target ≥ 0.95).
+//!   reference is the same run on the same hub with nobody watching; four
+//!   runs each in the order A B B A A B B A, medians compared (target ≥
+//!   0.95).
 //!
 //! The consent registry ([`registry`], [`decisions`]):
 //! - `registry_cache_decide` / `registry_cache_lookup_reference`: decisions

@@ -19,6 +19,7 @@ use lhcie_integration_tests::traffic::{self, discharge_summary, with_patient};
 use lhcie_proto::hub as hubpb;
 use lhcie_proto::registry as pb;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const OPERATOR: usize = 0;
 const VIEWER: usize = 1;
@@ -357,6 +358,36 @@ async fn withheld_copies_are_replayed_once_an_agreement_is_signed_and_a_dissent_
         assert!(
             !hub.log().contains(&staying) && !hub.log().contains(&dissenting),
             "no NHS number in the hub's log"
+        );
+
+        // An open dashboard (its live stream) does not hold a graceful
+        // shutdown back: the hub ends the stream and stops.
+        let watching = DashboardClient::login(dashboard, &USERS[VIEWER]).await;
+        let mut stream = tokio::net::TcpStream::connect(dashboard).await.unwrap();
+        stream
+            .write_all(
+                format!(
+                    "GET /api/stream HTTP/1.1\r\nHost: {dashboard}\r\n{}\r\n\r\n",
+                    watching.credentials_header()
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("event: overview") {
+            let read = stream.read(&mut buffer).await.unwrap();
+            assert!(read > 0, "the stream ended early");
+            seen.extend_from_slice(&buffer[..read]);
+        }
+        let mut hub = hub;
+        let stopping = std::time::Instant::now();
+        assert!(hub.terminate().success());
+        let stopped = stopping.elapsed();
+        assert!(
+            stopped < Duration::from_secs(5),
+            "the hub took {stopped:?} to stop with a dashboard open (grace 10 s)"
         );
     })
     .await;

@@ -187,6 +187,7 @@ pub async fn run(
                     .collect(),
             ),
             max_replay_per_second,
+            shutdown: shutdown.clone(),
         });
         let dashboard_shutdown = shutdown.clone();
         tasks.spawn(async move {

@@ -42,6 +42,9 @@ pub struct DashboardState {
     pub regions: Arc<HashMap<String, String>>,
     /// The fastest replay allowed, per second.
     pub max_replay_per_second: u32,
+    /// The hub's shutdown: live streams end with it, so open dashboards do
+    /// not hold a graceful shutdown back.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl FromRef<DashboardState> for Arc<Auth> {

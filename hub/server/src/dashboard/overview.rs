@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -26,11 +26,12 @@ pub async fn overview(_user: User, State(state): State<DashboardState>) -> Json<
     Json(snapshot(&state))
 }
 
-/// The snapshot every second until the client goes away.
+/// The snapshot every second until the client goes away or the hub stops.
 pub async fn stream(
     _user: User,
     State(state): State<DashboardState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let shutdown = state.shutdown.clone().cancelled_owned();
     let events = futures::stream::unfold(
         (state, tokio::time::interval(STREAM_INTERVAL)),
         |(state, mut tick)| async move {
@@ -41,7 +42,8 @@ pub async fn stream(
                 .unwrap_or_else(|_| Event::default().event("error"));
             Some((Ok(event), (state, tick)))
         },
-    );
+    )
+    .take_until(shutdown);
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 

@@ -82,7 +82,7 @@ pub async fn run() {
     // A B B A A B B A: the hub slows a little as its store grows, so the
     // order alternates and that drift falls on both sides alike.
     for round in 0..4 {
-        for watched in [round % 2 == 1, round % 2 == 0] {
+        for watched in [!round.is_multiple_of(2), round.is_multiple_of(2)] {
             if !watched {
                 quiet.push(grpc_ingress(&env, total).await);
                 continue;
@@ -103,7 +103,7 @@ pub async fn run() {
     let median = |runs: &mut Vec<f64>| {
         runs.sort_by(f64::total_cmp);
         let middle = runs.len() / 2;
-        if runs.len() % 2 == 0 {
+        if runs.len().is_multiple_of(2) {
             (runs[middle - 1] + runs[middle]) / 2.0
         } else {
             runs[middle]

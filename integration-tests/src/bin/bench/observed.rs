@@ -81,7 +81,7 @@ pub async fn run() {
     let mut observed = Vec::new();
     // A B B A A B B A: the hub slows a little as its store grows, so the
     // order alternates and that drift falls on both sides alike.
-    for round in 0..4 {
+    for round in 0..4u32 {
         for watched in [!round.is_multiple_of(2), round.is_multiple_of(2)] {
             if !watched {
                 quiet.push(grpc_ingress(&env, total).await);

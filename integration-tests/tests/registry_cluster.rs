@@ -66,8 +66,13 @@ async fn killing_the_leader_under_write_load_loses_no_acknowledged_write() {
     let new_leader = cluster.leader(Duration::from_secs(10)).await;
     let election = killed_at.elapsed();
     assert_ne!(new_leader, first_leader);
+    // Elections are randomised (timeouts of 0.5–1 s here): two followers
+    // timing out together split the vote and go again, and the time also
+    // counts finding the new leader through busy nodes. Seen: 1.6–3.2 s
+    // under this load on a 2-core machine; more than 5 s would mean
+    // something other than an unlucky vote.
     assert!(
-        election < Duration::from_secs(3),
+        election < Duration::from_secs(5),
         "a new leader took {election:?}"
     );
     println!("new leader {new_leader} within {election:?} of killing {first_leader}");

@@ -397,7 +397,7 @@ async fn snapshots_survive_a_restart_and_refuse_truncated_files() {
             "the suite's appends are elsewhere"
         );
     }
-    let (_log, mut sm, registry) = open(dir.path(), StoreOptions::default()).await.unwrap();
+    let (_log, mut sm, registry) = reopen(dir.path()).await;
     let current = sm.get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(current.meta, snapshot_meta);
     assert_eq!(registry.revision(), 50);
@@ -418,6 +418,21 @@ async fn snapshots_survive_a_restart_and_refuse_truncated_files() {
     assert!(error.is_err());
 }
 
+/// Opens the store again in this process. The log's flusher task lets go
+/// of the database shortly after the last handle is dropped; until then
+/// sled's file lock is held, so the first attempts may be refused.
+async fn reopen(dir: &std::path::Path) -> (LogStore, StateMachine, Arc<Registry>) {
+    for _ in 0..100 {
+        if let Ok(store) = open(dir, StoreOptions::default()).await {
+            return store;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    open(dir, StoreOptions::default())
+        .await
+        .expect("the store reopens")
+}
+
 #[tokio::test]
 async fn log_entries_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
@@ -427,18 +442,7 @@ async fn log_entries_survive_reopening() {
             .await
             .unwrap();
     }
-    // The flusher task lets go of the database once the log store is gone.
-    let mut reopened = None;
-    for _ in 0..100 {
-        match open(dir.path(), StoreOptions::default()).await {
-            Ok(store) => {
-                reopened = Some(store);
-                break;
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-        }
-    }
-    let (mut log, _sm, _) = reopened.expect("the store reopens");
+    let (mut log, _sm, _) = reopen(dir.path()).await;
     let state = log.get_log_state().await.unwrap();
     assert_eq!(state.last_log_id.unwrap().index, 10);
     let read = openraft::RaftLogReader::try_get_log_entries(&mut log, 3..6)

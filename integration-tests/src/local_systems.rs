@@ -1,7 +1,8 @@
 //! Independent local systems for the adapter tests, as Python child
 //! processes (killed when dropped): hl7apy's MLLP server
-//! (`python/mllp_server.py`) playing a trust's HL7 v2 system, and a helper
-//! to start any of the Python systems that print a ready line.
+//! (`python/mllp_server.py`) playing a trust's HL7 v2 system, python-hl7's
+//! MLLP client (`python/mllp_client.py`) playing a sending system, and a
+//! helper to start any of the Python systems that print a ready line.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -95,4 +96,59 @@ impl MllpSystem {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// One ACK as the Python client read it.
+#[derive(Debug)]
+pub struct Ack {
+    /// MSA-1.
+    pub msa1: String,
+    /// MSA-2.
+    pub msa2: String,
+    /// ERR-2.
+    pub err2: String,
+    /// ERR-3.
+    pub err3: String,
+}
+
+/// Sends `messages` with python-hl7's MLLPClient, on one connection, and
+/// returns the ACKs.
+pub fn send_with_python(env: &TestEnv, port: u16, messages: &[Vec<u8>]) -> Vec<Ack> {
+    let files: Vec<PathBuf> = messages
+        .iter()
+        .map(|m| {
+            let file = env
+                .dir()
+                .join(format!("msg-{}.hl7", uuid::Uuid::new_v4().simple()));
+            std::fs::write(&file, m).expect("message file");
+            file
+        })
+        .collect();
+    let output = Command::new(python())
+        .arg(repository().join("integration-tests/python/mllp_client.py"))
+        .args(["--port", &port.to_string()])
+        .args(&files)
+        .output()
+        .expect("running the Python MLLP client");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "the Python MLLP client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let acks: Vec<Ack> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("ACK "))
+        .map(|l| {
+            let parts: Vec<&str> = l.split(' ').collect();
+            Ack {
+                msa1: parts[1].into(),
+                msa2: parts[2].into(),
+                err2: parts[3].into(),
+                err3: parts[4].into(),
+            }
+        })
+        .collect();
+    assert_eq!(acks.len(), messages.len(), "{stdout}");
+    acks
 }

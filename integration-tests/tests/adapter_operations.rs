@@ -20,8 +20,6 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,8 +27,9 @@ use bytes::Bytes;
 use lhcie_integration_tests::adapter::{AdapterOptions, AdapterProcess, use_hl7v2_adapter};
 use lhcie_integration_tests::env::{DENIED_PATIENT, TestEnv, with_env};
 use lhcie_integration_tests::hub::HubProcess;
+use lhcie_integration_tests::local_systems;
 use lhcie_integration_tests::prometheus::{Sample, scrape, sum, value};
-use lhcie_integration_tests::{free_port, python, repository};
+use lhcie_integration_tests::{free_port, repository};
 use lhcie_mllp::{ListenerConfig, MllpListener, PeerInfo};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -112,27 +111,9 @@ impl Drop for LocalSystem {
 
 /// Sends `message` with python-hl7's MLLPClient; MSA-1 of its ACK.
 fn send_with_python(env: &TestEnv, port: u16, message: &[u8]) -> String {
-    let file: PathBuf = env
-        .dir()
-        .join(format!("msg-{}.hl7", uuid::Uuid::new_v4().simple()));
-    std::fs::write(&file, message).expect("message file");
-    let output = Command::new(python())
-        .arg(repository().join("integration-tests/python/mllp_client.py"))
-        .args(["--port", &port.to_string()])
-        .arg(&file)
-        .output()
-        .expect("running the Python MLLP client");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "the Python MLLP client failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let ack = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("ACK "))
-        .unwrap_or_else(|| panic!("no ACK: {stdout}"));
-    ack.split(' ').nth(1).unwrap_or_default().to_owned()
+    local_systems::send_with_python(env, port, &[message.to_vec()])
+        .remove(0)
+        .msa1
 }
 
 /// The ITK ADT^A01 fixture from Imperial (RYJ) to the Royal Free (RAL)

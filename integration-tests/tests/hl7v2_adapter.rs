@@ -6,7 +6,6 @@
 //! acknowledgement. Needs the Python environment `make test` prepares
 //! (`.venv`).
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use lhcie_integration_tests::adapter::{
 };
 use lhcie_integration_tests::env::{DENIED_PATIENT, TestEnv, with_env};
 use lhcie_integration_tests::hub::HubProcess;
-use lhcie_integration_tests::local_systems::MllpSystem;
+use lhcie_integration_tests::local_systems::{MllpSystem, send_with_python};
 use lhcie_integration_tests::{free_port, python, repository};
 
 /// The sending trust (Imperial, RYJ) and the receiving one (Royal Free,
@@ -31,62 +30,21 @@ struct Ports {
     deliver_to: u16,
 }
 
+impl Ports {
+    /// Two free ports.
+    fn free() -> Self {
+        Self {
+            listen: free_port(),
+            deliver_to: free_port(),
+        }
+    }
+}
+
 /// Makes `SENDER` and `RECEIVER` HL7 v2 / MLLP exchanges in the
 /// environment's topology.
 fn use_hl7v2_adapters(env: &TestEnv, sender: Ports, receiver: Ports) {
     use_hl7v2_adapter(env, SENDER, sender.listen, sender.deliver_to);
     use_hl7v2_adapter(env, RECEIVER, receiver.listen, receiver.deliver_to);
-}
-
-/// One ACK as the Python client read it.
-#[derive(Debug)]
-struct Ack {
-    msa1: String,
-    msa2: String,
-    err2: String,
-    err3: String,
-}
-
-/// Sends `messages` with python-hl7's MLLPClient, on one connection, and
-/// returns the ACKs.
-fn send_with_python(env: &TestEnv, port: u16, messages: &[Vec<u8>]) -> Vec<Ack> {
-    let files: Vec<PathBuf> = messages
-        .iter()
-        .map(|m| {
-            let file = env
-                .dir()
-                .join(format!("msg-{}.hl7", uuid::Uuid::new_v4().simple()));
-            std::fs::write(&file, m).expect("message file");
-            file
-        })
-        .collect();
-    let output = Command::new(python())
-        .arg(repository().join("integration-tests/python/mllp_client.py"))
-        .args(["--port", &port.to_string()])
-        .args(&files)
-        .output()
-        .expect("running the Python MLLP client");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "the Python MLLP client failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let acks: Vec<Ack> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("ACK "))
-        .map(|l| {
-            let parts: Vec<&str> = l.split(' ').collect();
-            Ack {
-                msa1: parts[1].into(),
-                msa2: parts[2].into(),
-                err2: parts[3].into(),
-                err3: parts[4].into(),
-            }
-        })
-        .collect();
-    assert_eq!(acks.len(), messages.len(), "{stdout}");
-    acks
 }
 
 /// An ITK ADT^A01 (the NHS ITK specification's example,
@@ -119,14 +77,8 @@ struct Setup {
 
 impl Setup {
     async fn start(env: &TestEnv) -> Self {
-        let sender = Ports {
-            listen: free_port(),
-            deliver_to: free_port(),
-        };
-        let receiver = Ports {
-            listen: free_port(),
-            deliver_to: free_port(),
-        };
+        let sender = Ports::free();
+        let receiver = Ports::free();
         use_hl7v2_adapters(env, sender, receiver);
         let system = MllpSystem::start(env, receiver.deliver_to, "received.hex");
         let hub = HubProcess::start(env).await;
@@ -285,14 +237,8 @@ fn field_of(message: &str, segment: &str, n: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejection_after_the_aa_reaches_the_sender_as_a_later_ack() {
     with_env(TestEnv::new("hl7v2-late-nack"), |env| async move {
-        let sender = Ports {
-            listen: free_port(),
-            deliver_to: free_port(),
-        };
-        let receiver = Ports {
-            listen: free_port(),
-            deliver_to: free_port(),
-        };
+        let sender = Ports::free();
+        let receiver = Ports::free();
         use_hl7v2_adapters(&env, sender, receiver);
         // Imperial's own system, where late acknowledgements go (notify_to
         // defaults to deliver_to).
@@ -354,14 +300,8 @@ async fn a_rejection_after_the_aa_reaches_the_sender_as_a_later_ack() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mllp_listener_speaks_tls_with_client_certificates_when_configured() {
     with_env(TestEnv::new("hl7v2-tls"), |env| async move {
-        let sender = Ports {
-            listen: free_port(),
-            deliver_to: free_port(),
-        };
-        let receiver = Ports {
-            listen: free_port(),
-            deliver_to: free_port(),
-        };
+        let sender = Ports::free();
+        let receiver = Ports::free();
         use_hl7v2_adapters(&env, sender, receiver);
         let (cert, key) = env
             .pki
@@ -439,14 +379,8 @@ async fn the_mllp_listener_speaks_tls_with_client_certificates_when_configured()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_amqp_uplink_messages_travel_and_negative_acks_come_back_as_hl7() {
     with_env(TestEnv::new("hl7v2-amqp"), |env| async move {
-        let sender = Ports {
-            listen: free_port(),
-            deliver_to: free_port(),
-        };
-        let receiver = Ports {
-            listen: free_port(),
-            deliver_to: free_port(),
-        };
+        let sender = Ports::free();
+        let receiver = Ports::free();
         use_hl7v2_adapters(&env, sender, receiver);
         use_amqp_uplink(&env, SENDER);
         use_amqp_uplink(&env, RECEIVER);

@@ -227,31 +227,9 @@ impl Router {
         let now = OffsetDateTime::now_utc();
         let message_id = wire.message_id.clone();
         let sender_ods = wire.sender.as_ref().map(|s| s.ods_code.clone());
-        if bytes.len() > self.max_envelope_bytes {
-            let rejection = Rejection::new(
-                RejectReason::TooLarge,
-                format!(
-                    "the envelope is {} bytes; this hub accepts at most {}",
-                    bytes.len(),
-                    self.max_envelope_bytes
-                ),
-            );
-            return self
-                .reject(
-                    &message_id,
-                    sender_ods.as_deref(),
-                    bytes,
-                    rejection,
-                    submitter,
-                    ingress,
-                    now,
-                )
-                .await;
-        }
-        let envelope = match Envelope::try_from(wire) {
+        let envelope = match self.admit(wire, bytes.len()) {
             Ok(envelope) => envelope,
-            Err(error) => {
-                let rejection = Rejection::from_validation(&error);
+            Err(rejection) => {
                 return self
                     .reject(
                         &message_id,
@@ -306,6 +284,20 @@ impl Router {
                 Ok(answer_of(&audit))
             }
         }
+    }
+
+    /// The envelope, if it is within the size limit and valid.
+    fn admit(&self, wire: pb::Envelope, size: usize) -> Result<Envelope, Rejection> {
+        if size > self.max_envelope_bytes {
+            return Err(Rejection::new(
+                RejectReason::TooLarge,
+                format!(
+                    "the envelope is {size} bytes; this hub accepts at most {}",
+                    self.max_envelope_bytes
+                ),
+            ));
+        }
+        Envelope::try_from(wire).map_err(|error| Rejection::from_validation(&error))
     }
 
     /// Keeps the copies withheld for a reason that can be put right (see

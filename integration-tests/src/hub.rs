@@ -115,6 +115,25 @@ impl HubProcess {
         self.child.wait().expect("waiting for the hub")
     }
 
+    /// Freezes the hub (SIGSTOP): it reads, answers and settles nothing
+    /// until [`HubProcess::resume`], as a hub starved of CPU would.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused hub run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} the hub");
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -253,6 +253,9 @@ where
                             continue;
                         }
                     };
+                    if delivery.redelivered {
+                        stats.redelivered += 1;
+                    }
                     let id = envelope.message_id.clone();
                     if seen.contains(&id).map_err(|e| e.to_string())? {
                         stats.duplicates += 1;
@@ -299,14 +302,17 @@ where
     result
 }
 
+/// Makes the handled ids durable, then settles every delivery in
+/// `unflushed` with one `multiple` ack on the last: deliveries are handled
+/// in order and every other one before it is settled already (a retry or
+/// rejection at once), so the ack covers exactly these.
 async fn flush_and_ack(seen: &SeenStore, unflushed: &mut Vec<lapin::Acker>) -> Result<(), String> {
-    if unflushed.is_empty() {
+    let Some(last) = unflushed.last() else {
         return Ok(());
-    }
+    };
     seen.flush().await.map_err(|e| e.to_string())?;
-    for acker in unflushed.drain(..) {
-        bounded("ack", acker.ack(BasicAckOptions::default())).await?;
-    }
+    bounded("ack", last.ack(BasicAckOptions { multiple: true })).await?;
+    unflushed.clear();
     Ok(())
 }
 

@@ -51,6 +51,9 @@ pub struct ReceiverStats {
     pub handed_over: u64,
     /// Deliveries skipped as already handled.
     pub duplicates: u64,
+    /// Deliveries the broker marked as possibly delivered before (after a
+    /// stream ended with acknowledgements unsettled, or a failure).
+    pub redelivered: u64,
 }
 
 /// Receives until `shutdown`, reconnecting with backoff. `handle` is the
@@ -148,6 +151,9 @@ where
             delivery = deliveries.next() => match delivery {
                 Some(Ok(delivery)) => {
                     let Some(envelope) = delivery.envelope else { continue };
+                    if delivery.redelivered {
+                        stats.redelivered += 1;
+                    }
                     let id = envelope.message_id.clone();
                     if seen.contains(&id).map_err(|e| e.to_string())? {
                         stats.duplicates += 1;
@@ -188,27 +194,42 @@ where
             _ = tick.tick(), if !unflushed.is_empty() => flush_and_ack(seen, &requests, &mut unflushed).await?,
             _ = shutdown.cancelled() => {
                 flush_and_ack(seen, &requests, &mut unflushed).await.ok();
-                // End our side cleanly so the hub reads every acknowledgement
-                // before the stream closes; anything it sends meanwhile is
-                // left unacknowledged and comes again next time. The hub
-                // settles acknowledgements one by one with the broker, so
-                // under load it may take a few seconds to get to the end:
-                // closing earlier would send the unread ones back to the
-                // queue (redelivered, then recognised as duplicates).
-                drop(requests);
-                let _ = tokio::time::timeout(SHUTDOWN_DRAIN, async {
-                    while let Some(Ok(_)) = deliveries.next().await {}
-                })
-                .await;
-                return Ok(());
+                return end_cleanly(requests, deliveries).await;
             }
         }
     }
 }
 
-/// How long a stopping receiver waits for the hub to read its last
-/// acknowledgements and end the stream.
-const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
+/// A clean stop (see the hub's `grpc::receive`): half-close our side after
+/// the last acknowledgement, then read until the hub ends the stream,
+/// which it does only once it has settled every acknowledgement with the
+/// broker. Deliveries that arrive meanwhile are not handed over; they stay
+/// unacknowledged and come again next time.
+async fn end_cleanly(
+    requests: mpsc::Sender<hubpb::ReceiveRequest>,
+    mut deliveries: tonic::Streaming<hubpb::Delivery>,
+) -> Result<(), String> {
+    drop(requests);
+    let drained = tokio::time::timeout(LAST_RESORT_DRAIN, async {
+        while let Some(Ok(_)) = deliveries.next().await {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "the hub did not end the receive stream within {} s of our last acknowledgement; \
+             unsettled deliveries will come again",
+            LAST_RESORT_DRAIN.as_secs()
+        );
+    }
+    Ok(())
+}
+
+/// A last-resort bound on [`end_cleanly`], for a hub that stopped
+/// answering altogether: a stop must end. A live hub ends the stream as
+/// soon as it has settled what it read (milliseconds); nothing relies on
+/// this bound, and hitting it loses nothing (the deliveries come again and
+/// are recognised as duplicates).
+const LAST_RESORT_DRAIN: Duration = Duration::from_secs(60);
 
 async fn flush_and_ack(
     seen: &SeenStore,

@@ -6,11 +6,24 @@
 //! the broker only what the adapter acknowledged. When the stream ends for
 //! any reason the channel is closed, and the broker delivers the
 //! unacknowledged messages again (marked redelivered).
+//!
+//! A clean stop is a protocol, not a timeout: the adapter half-closes its
+//! request stream after its last acknowledgement; the hub reads every
+//! acknowledgement up to that end, settles each with the broker, closes the
+//! channel and only then ends the response stream. So an adapter that waits
+//! for the end of the response stream knows that everything it acknowledged
+//! is settled, however loaded the machine is.
+//!
+//! Acknowledgements are settled in batches: whatever the adapter has sent
+//! is read at once, and the longest run of acknowledged deliveries at the
+//! front of the window is settled with one `multiple` ack (see
+//! [`plan_acks`]); the rest one by one, so nothing waits behind a delivery
+//! still with the adapter.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
@@ -28,6 +41,7 @@ use crate::router::{
     DECIDED_AT_HEADER, RECIPIENTS_HEADER, REJECT_DETAIL_HEADER, REJECT_REASON_HEADER, Router,
     SUBMITTED_BY_HEADER,
 };
+use lapin::{Channel, Consumer};
 
 /// Serves one `Receive` stream.
 pub async fn serve(
@@ -62,7 +76,7 @@ pub async fn serve(
         .await
         .map_err(unavailable)?;
     let queue = router.names().egress_queue(&exchange);
-    let mut consumer = channel
+    let consumer = channel
         .basic_consume(
             queue.as_str().into(),
             format!("hub-receive-{exchange}").into(),
@@ -73,87 +87,239 @@ pub async fn serve(
         .map_err(unavailable)?;
     let (deliveries, stream) = mpsc::channel(usize::from(prefetch));
     tracing::info!(%exchange, prefetch, "adapter receiving over gRPC");
-    tokio::spawn(async move {
-        let mut pending: HashMap<u64, Delivery> = HashMap::new();
-        let mut liveness = tokio::time::interval(lhcie_broker::liveness::STALL_AFTER);
-        let mut last_delivery = tokio::time::Instant::now();
-        let ending = loop {
-            tokio::select! {
-                _ = link.broken.cancelled() => {
-                    break Some(Status::unavailable("the hub lost the broker; subscribe again"));
-                }
-                _ = liveness.tick() => {
-                    if pending.is_empty()
-                        && last_delivery.elapsed() >= lhcie_broker::liveness::STALL_AFTER
-                        && lhcie_broker::liveness::stalled(&link.connection, &queue).await
-                    {
-                        // The adapter reconnects and subscribes again.
-                        break Some(Status::unavailable("deliveries are waiting but none arrived; subscribe again"));
-                    }
-                }
-                delivery = consumer.next() => match delivery {
-                    Some(Ok(delivery)) => {
-                        last_delivery = tokio::time::Instant::now();
-                        let envelope = match pb::Envelope::decode(delivery.data.as_slice()) {
-                            Ok(envelope) => envelope,
-                            Err(_) => {
-                                tracing::error!(%exchange, "undecodable message on an egress queue; dead-lettering it");
-                                let reject = delivery.acker.nack(BasicNackOptions { requeue: false, ..Default::default() });
-                                let _ = link.guard("dead-lettering", reject).await;
-                                continue;
-                            }
-                        };
-                        let recipients = header(&delivery.properties, RECIPIENTS_HEADER)
-                            .map(|r| r.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect())
-                            .unwrap_or_default();
-                        let out = hubpb::Delivery {
-                            delivery_id: delivery.delivery_tag,
-                            envelope: Some(envelope),
-                            redelivered: delivery.redelivered,
-                            recipients,
-                            decided_at_unix_nanos: header(&delivery.properties, DECIDED_AT_HEADER)
-                                .and_then(|at| at.parse().ok())
-                                .unwrap_or(0),
-                        };
-                        pending.insert(delivery.delivery_tag, delivery);
-                        if deliveries.send(Ok(out)).await.is_err() {
-                            break None;
-                        }
-                    }
-                    Some(Err(error)) => break Some(Status::unavailable(format!("lost the broker: {error}"))),
-                    None => break Some(Status::unavailable("the broker ended the delivery stream")),
-                },
-                request = inbound.message() => match request {
-                    Ok(Some(hubpb::ReceiveRequest { request: Some(hubpb::receive_request::Request::Ack(ack)) })) => {
-                        match pending.remove(&ack.delivery_id) {
-                            Some(delivery) => {
-                                if let Err(error) = settle(&router, &link, &exchange, delivery, &ack).await {
-                                    tracing::warn!(%exchange, %error, "settling a delivery failed; the broker will deliver it again");
-                                    break Some(Status::unavailable("the hub lost the broker; subscribe again"));
-                                }
-                            }
-                            None => tracing::warn!(%exchange, delivery_id = ack.delivery_id, "acknowledgement of an unknown delivery ignored"),
-                        }
-                    }
-                    Ok(Some(_)) => tracing::warn!(%exchange, "unexpected request on Receive ignored"),
-                    Ok(None) | Err(_) => break None,
-                },
-                _ = shutdown.cancelled() => break Some(Status::unavailable("the hub is shutting down")),
-            }
-        };
+    tokio::spawn(
+        ReceiveSession {
+            router,
+            link,
+            exchange,
+            queue,
+            pending: BTreeMap::new(),
+        }
+        .run(channel, consumer, inbound, deliveries, shutdown),
+    );
+    Ok(ReceiverStream::new(stream))
+}
+
+/// The acknowledgements read from an adapter in one go, at most.
+const MAX_ACK_BATCH: usize = 4096;
+
+/// One `Receive` stream's state: the deliveries sent to the adapter and not
+/// yet settled with the broker, by delivery tag.
+struct ReceiveSession {
+    router: Arc<Router>,
+    link: Arc<Link>,
+    exchange: ExchangeId,
+    queue: String,
+    pending: BTreeMap<u64, Delivery>,
+}
+
+type Deliveries = mpsc::Sender<Result<hubpb::Delivery, Status>>;
+
+impl ReceiveSession {
+    async fn run(
+        mut self,
+        channel: Channel,
+        mut consumer: Consumer,
+        mut inbound: Streaming<hubpb::ReceiveRequest>,
+        deliveries: Deliveries,
+        shutdown: CancellationToken,
+    ) {
+        let ending = self
+            .pump(&mut consumer, &mut inbound, &deliveries, &shutdown)
+            .await;
         if let Some(status) = ending {
             let _ = deliveries.send(Err(status)).await;
         }
-        // Unacknowledged deliveries go back to the queue.
-        let _ = link
+        // Unacknowledged deliveries go back to the queue. Every
+        // acknowledgement read has been settled by now, and the broker
+        // handles this channel's frames in order; only after the close is
+        // `deliveries` dropped, which ends the adapter's response stream.
+        let _ = self
+            .link
             .guard(
                 "closing the channel",
                 channel.close(200, "receive stream ended".into()),
             )
             .await;
-        tracing::info!(%exchange, unacknowledged = pending.len(), "receive stream ended");
-    });
-    Ok(ReceiverStream::new(stream))
+        tracing::info!(exchange = %self.exchange, unacknowledged = self.pending.len(), "receive stream ended");
+    }
+
+    /// Moves deliveries to the adapter and its acknowledgements to the
+    /// broker until either side ends. `None`: the adapter ended its side
+    /// cleanly (or stopped reading).
+    async fn pump(
+        &mut self,
+        consumer: &mut Consumer,
+        inbound: &mut Streaming<hubpb::ReceiveRequest>,
+        deliveries: &Deliveries,
+        shutdown: &CancellationToken,
+    ) -> Option<Status> {
+        let mut liveness = tokio::time::interval(lhcie_broker::liveness::STALL_AFTER);
+        let mut last_delivery = tokio::time::Instant::now();
+        let broken = self.link.broken.clone();
+        loop {
+            tokio::select! {
+                _ = broken.cancelled() => {
+                    return Some(Status::unavailable("the hub lost the broker; subscribe again"));
+                }
+                _ = liveness.tick() => {
+                    if self.pending.is_empty()
+                        && last_delivery.elapsed() >= lhcie_broker::liveness::STALL_AFTER
+                        && lhcie_broker::liveness::stalled(&self.link.connection, &self.queue).await
+                    {
+                        // The adapter reconnects and subscribes again.
+                        return Some(Status::unavailable("deliveries are waiting but none arrived; subscribe again"));
+                    }
+                }
+                delivery = consumer.next() => match delivery {
+                    Some(Ok(delivery)) => {
+                        last_delivery = tokio::time::Instant::now();
+                        if let Some(out) = self.admit(delivery).await
+                            && deliveries.send(Ok(out)).await.is_err()
+                        {
+                            return None;
+                        }
+                    }
+                    Some(Err(error)) => return Some(Status::unavailable(format!("lost the broker: {error}"))),
+                    None => return Some(Status::unavailable("the broker ended the delivery stream")),
+                },
+                request = inbound.message() => {
+                    let (acks, ended) = gather_acks(&self.exchange, request, inbound);
+                    if let Err(error) = self.settle_batch(acks).await {
+                        tracing::warn!(exchange = %self.exchange, %error, "settling deliveries failed; the broker will deliver them again");
+                        return Some(Status::unavailable("the hub lost the broker; subscribe again"));
+                    }
+                    if ended {
+                        return None;
+                    }
+                }
+                _ = shutdown.cancelled() => return Some(Status::unavailable("the hub is shutting down")),
+            }
+        }
+    }
+
+    /// Turns a broker delivery into the adapter's, keeping it pending; an
+    /// undecodable one is dead-lettered at once.
+    async fn admit(&mut self, delivery: Delivery) -> Option<hubpb::Delivery> {
+        let Ok(envelope) = pb::Envelope::decode(delivery.data.as_slice()) else {
+            tracing::error!(exchange = %self.exchange, "undecodable message on an egress queue; dead-lettering it");
+            let reject = delivery.acker.nack(BasicNackOptions {
+                requeue: false,
+                ..Default::default()
+            });
+            let _ = self.link.guard("dead-lettering", reject).await;
+            return None;
+        };
+        let recipients = header(&delivery.properties, RECIPIENTS_HEADER)
+            .map(|r| {
+                r.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let out = hubpb::Delivery {
+            delivery_id: delivery.delivery_tag,
+            envelope: Some(envelope),
+            redelivered: delivery.redelivered,
+            recipients,
+            decided_at_unix_nanos: header(&delivery.properties, DECIDED_AT_HEADER)
+                .and_then(|at| at.parse().ok())
+                .unwrap_or(0),
+        };
+        self.pending.insert(delivery.delivery_tag, delivery);
+        Some(out)
+    }
+
+    /// Settles a batch of the adapter's acknowledgements with the broker:
+    /// negative ones one by one, positive ones as [`plan_acks`] says.
+    async fn settle_batch(&mut self, acks: Vec<hubpb::DeliveryAck>) -> Result<(), String> {
+        let mut delivered = BTreeSet::new();
+        for ack in acks {
+            if !self.pending.contains_key(&ack.delivery_id) {
+                tracing::warn!(exchange = %self.exchange, delivery_id = ack.delivery_id, "acknowledgement of an unknown delivery ignored");
+                continue;
+            }
+            if ack.disposition == hubpb::AckDisposition::Delivered as i32 {
+                delivered.insert(ack.delivery_id);
+            } else if let Some(delivery) = self.pending.remove(&ack.delivery_id) {
+                settle(&self.router, &self.link, &self.exchange, delivery, &ack).await?;
+            }
+        }
+        let plan = plan_acks(self.pending.keys().copied(), &delivered);
+        if let Some(through) = plan.through {
+            let rest = self.pending.split_off(&(through + 1));
+            let run = std::mem::replace(&mut self.pending, rest);
+            let last = run
+                .into_values()
+                .next_back()
+                .expect("the run ends at `through`");
+            let multiple = BasicAckOptions { multiple: true };
+            self.link.guard("ack", last.acker.ack(multiple)).await?;
+        }
+        for tag in plan.singles {
+            if let Some(delivery) = self.pending.remove(&tag) {
+                let single = delivery.acker.ack(BasicAckOptions::default());
+                self.link.guard("ack", single).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the request that woke the session and every further one already
+/// received, up to [`MAX_ACK_BATCH`]. Returns the acknowledgements and
+/// whether the adapter ended its side (or the stream failed).
+fn gather_acks(
+    exchange: &ExchangeId,
+    first: Result<Option<hubpb::ReceiveRequest>, Status>,
+    inbound: &mut Streaming<hubpb::ReceiveRequest>,
+) -> (Vec<hubpb::DeliveryAck>, bool) {
+    let mut acks = Vec::new();
+    let mut next = Some(first);
+    while let Some(request) = next.take() {
+        match request {
+            Ok(Some(hubpb::ReceiveRequest {
+                request: Some(hubpb::receive_request::Request::Ack(ack)),
+            })) => acks.push(ack),
+            Ok(Some(_)) => tracing::warn!(%exchange, "unexpected request on Receive ignored"),
+            Ok(None) | Err(_) => return (acks, true),
+        }
+        if acks.len() < MAX_ACK_BATCH {
+            // Only what has already arrived: never waits.
+            next = inbound.message().now_or_never();
+        }
+    }
+    (acks, false)
+}
+
+/// How to settle positive acknowledgements with the fewest broker frames
+/// without ever settling a delivery the adapter has not acknowledged.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AckPlan {
+    /// Ack every pending delivery up to and including this tag with one
+    /// `multiple` ack: all of them are acknowledged.
+    pub through: Option<u64>,
+    /// Ack these one by one (acknowledged, but behind one that is not).
+    pub singles: Vec<u64>,
+}
+
+/// Plans the acks for `delivered` (tags the adapter acknowledged), given
+/// the tags still pending with the broker in ascending order (every tag
+/// below the first is settled already).
+pub fn plan_acks(pending: impl Iterator<Item = u64>, delivered: &BTreeSet<u64>) -> AckPlan {
+    let mut through = None;
+    for tag in pending {
+        if !delivered.contains(&tag) {
+            break;
+        }
+        through = Some(tag);
+    }
+    let singles = match through {
+        Some(through) => delivered.range(through + 1..).copied().collect(),
+        None => delivered.iter().copied().collect(),
+    };
+    AckPlan { through, singles }
 }
 
 async fn settle(
@@ -250,5 +416,66 @@ pub(crate) fn header<'a>(properties: &'a lapin::BasicProperties, name: &str) -> 
     match properties.headers().as_ref()?.inner().get(name)? {
         AMQPValue::LongString(value) => std::str::from_utf8(value.as_bytes()).ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(tags: &[u64]) -> BTreeSet<u64> {
+        tags.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_contiguous_front_is_one_multiple_ack() {
+        let plan = plan_acks([3, 4, 5, 6].into_iter(), &set(&[3, 4, 5]));
+        assert_eq!(
+            plan,
+            AckPlan {
+                through: Some(5),
+                singles: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn acknowledged_deliveries_behind_an_open_one_are_acked_singly() {
+        let plan = plan_acks([3, 4, 5, 6, 7].into_iter(), &set(&[3, 5, 7]));
+        assert_eq!(
+            plan,
+            AckPlan {
+                through: Some(3),
+                singles: vec![5, 7]
+            }
+        );
+        let plan = plan_acks([3, 4, 5].into_iter(), &set(&[4, 5]));
+        assert_eq!(
+            plan,
+            AckPlan {
+                through: None,
+                singles: vec![4, 5]
+            }
+        );
+    }
+
+    #[test]
+    fn no_plan_ever_settles_an_unacknowledged_delivery() {
+        // Every subset of eight pending tags acknowledged.
+        let pending: Vec<u64> = (10..18).collect();
+        for mask in 0u32..256 {
+            let delivered: BTreeSet<u64> = pending
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, tag)| *tag)
+                .collect();
+            let plan = plan_acks(pending.iter().copied(), &delivered);
+            let mut settled: BTreeSet<u64> = plan.singles.iter().copied().collect();
+            if let Some(through) = plan.through {
+                settled.extend(pending.iter().copied().filter(|tag| *tag <= through));
+            }
+            assert_eq!(settled, delivered, "mask {mask:08b}");
+        }
     }
 }

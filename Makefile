@@ -3,7 +3,10 @@
 #   make run     build and start the demo (see README.md); make stop ends it
 #                (REGISTRY_NODES=3 make run: a three-node registry cluster)
 #   make test    the whole test suite (starts RabbitMQ if it is not running)
-#   make verify  formatting, lints, tests and docs: run before every commit
+#   make verify  formatting, lints, docs, unused dependencies, licences and
+#                banned crates (make checks), then the tests: run before
+#                every commit
+#   make checks  the same without the tests (scripts/checks.sh)
 #   make bench   every benchmark, one BENCH line per figure
 #   make bench-scale  the registry with 12 million patients (about 15 min)
 #
@@ -14,7 +17,7 @@ CARGO ?= cargo
 HUB_CONFIG ?= config/demo/hub.toml
 REGISTRY_NODES ?= 1
 
-.PHONY: run stop test verify fmt fmt-check clippy doc bench bench-scale broker build python browser
+.PHONY: run stop test verify checks fmt fmt-check clippy doc machete deny bench bench-scale broker build python browser
 
 # Start RabbitMQ if it is not already running (installs it if absent).
 broker:
@@ -54,16 +57,28 @@ test: broker build python browser
 fmt:
 	$(CARGO) fmt --all
 
+# The checks of the conventions live in one place, scripts/checks.sh (CI
+# runs it after make test); each target below is one of its steps.
+checks:
+	@CARGO=$(CARGO) scripts/checks.sh
+
 fmt-check:
-	$(CARGO) fmt --all -- --check
+	@CARGO=$(CARGO) scripts/checks.sh fmt
 
 clippy:
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@CARGO=$(CARGO) scripts/checks.sh clippy
 
 doc:
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+	@CARGO=$(CARGO) scripts/checks.sh doc
 
-verify: fmt-check clippy test doc
+machete:
+	@CARGO=$(CARGO) scripts/checks.sh machete
+
+deny:
+	@CARGO=$(CARGO) scripts/checks.sh deny
+
+# The fast checks first, then the whole test suite.
+verify: checks test
 
 # Release builds, real processes, each reference measured in the same run;
 # one BENCH line per figure (see BENCHMARKS.md). Criterion measures the

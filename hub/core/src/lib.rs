@@ -13,8 +13,9 @@
 //! - [`audit`]: the audit record of each decision.
 //!
 //! Invariant: no network, storage or RPC crate is a dependency of this
-//! crate (`cargo tree -p lhcie-hub-core` shows it), so every rule here is
-//! unit-testable and fuzzable.
+//! crate (`cargo tree -p lhcie-hub-core` shows it; the test
+//! `tests/pure_core.rs` enforces it), so every rule here is unit-testable
+//! and fuzzable.
 
 pub mod audit;
 pub mod hub_ack;

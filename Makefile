@@ -34,7 +34,7 @@ python:
 browser:
 	@scripts/ensure-browser.sh
 
-run: broker build
+run: broker build python
 	@REGISTRY_NODES=$(REGISTRY_NODES) scripts/demo.sh "$(HUB_CONFIG)"
 
 # Stop what `make run` started.

@@ -64,6 +64,7 @@ pub mod itk;
 pub mod limits;
 mod node;
 pub mod outcome;
+pub mod patients;
 pub mod read;
 pub mod render;
 pub mod response;
@@ -76,6 +77,7 @@ pub use datetime::parse_date_time;
 pub use itk::Handling;
 pub use limits::{ReadLimits, check_content_type, check_depth, parse_json};
 pub use outcome::{Issue, IssueType, Rejection, Severity};
+pub use patients::{PatientsNamed, patients_named};
 pub use read::{
     Inbound, NotCarried, derive_message_id, read_document_reference, read_message_bundle,
 };

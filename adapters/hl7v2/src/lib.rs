@@ -41,7 +41,7 @@ pub use message::{Component, Field, Message, Repetition, Segment};
 pub use path::{Path, PathError};
 pub use translate::{
     Disposition, ErrorCode, ErrorLocation, TranslateContext, TranslateError, TranslateErrorKind,
-    Translated, translate, translate_received,
+    Translated, nhs_numbers_in_pid, translate, translate_received,
 };
 
 /// Parses exactly one message (starting with MSH). Segments may be

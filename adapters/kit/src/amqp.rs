@@ -19,7 +19,7 @@ use lhcie_proto::canonical as pb;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::dedup::SeenStore;
+use crate::dedup::{DeliveryKey, SeenStore};
 use crate::receiver::{Disposition, Incoming, ReceiverStats};
 
 /// The longest a broker operation (publish confirm, ack, close) may take:
@@ -256,19 +256,19 @@ where
                     if delivery.redelivered {
                         stats.redelivered += 1;
                     }
-                    let id = envelope.message_id.clone();
-                    if seen.contains(&id).map_err(|e| e.to_string())? {
+                    let recipients = recipients_header(&delivery.properties);
+                    let key = DeliveryKey::of(&envelope, &recipients);
+                    if seen.contains(&key).map_err(|e| e.to_string())? {
                         stats.duplicates += 1;
                         on_duplicate(&envelope);
                         unflushed.push(delivery.acker);
                         continue;
                     }
-                    let recipients = recipients_header(&delivery.properties);
                     let decided_at_unix_nanos = decided_at_header(&delivery.properties);
                     match handle(Incoming { envelope, recipients, redelivered: delivery.redelivered, decided_at_unix_nanos }).await {
                         Disposition::Delivered => {
                             stats.handed_over += 1;
-                            seen.insert(&id).map_err(|e| e.to_string())?;
+                            seen.insert(&key).map_err(|e| e.to_string())?;
                             unflushed.push(delivery.acker);
                         }
                         Disposition::Retry => {

@@ -41,7 +41,7 @@ pub mod uplink;
 
 pub use amqp_sink::AmqpSink;
 pub use connection::{ClientTls, HubClient, HubConnection};
-pub use dedup::SeenStore;
+pub use dedup::{DeliveryKey, SeenStore};
 pub use outbox::{Outbox, OutboxError, Ticket};
 pub use receiver::{Disposition, Incoming, ReceiverStats, receive, receive_observed};
 pub use trace::{TraceOptions, TraceReporter};

@@ -15,7 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::HubConnection;
-use crate::dedup::SeenStore;
+use crate::dedup::{DeliveryKey, SeenStore};
 
 /// What the local system did with a delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,8 +154,8 @@ where
                     if delivery.redelivered {
                         stats.redelivered += 1;
                     }
-                    let id = envelope.message_id.clone();
-                    if seen.contains(&id).map_err(|e| e.to_string())? {
+                    let key = DeliveryKey::of(&envelope, &delivery.recipients);
+                    if seen.contains(&key).map_err(|e| e.to_string())? {
                         stats.duplicates += 1;
                         on_duplicate(&envelope);
                         unflushed.push(delivery.delivery_id);
@@ -171,7 +171,7 @@ where
                     match disposition {
                         Disposition::Delivered => {
                             stats.handed_over += 1;
-                            seen.insert(&id).map_err(|e| e.to_string())?;
+                            seen.insert(&key).map_err(|e| e.to_string())?;
                             unflushed.push(delivery.delivery_id);
                         }
                         other => {

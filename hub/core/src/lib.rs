@@ -9,6 +9,8 @@
 //! - [`routing`]: [`route`]: check the sender against the submitting
 //!   exchange, resolve recipients (named, or by rule), ask the policy per
 //!   recipient, and group permitted recipients into one copy per exchange.
+//! - [`acknowledgement`]: what an exchange's acknowledgement must answer
+//!   before it is routed.
 //! - [`hub_ack`]: the negative acknowledgements the hub sends a sender.
 //! - [`audit`]: the audit record of each decision.
 //!
@@ -17,12 +19,14 @@
 //! `tests/pure_core.rs` enforces it), so every rule here is unit-testable
 //! and fuzzable.
 
+pub mod acknowledgement;
 pub mod audit;
 pub mod hub_ack;
 pub mod policy;
 pub mod route_table;
 pub mod routing;
 
+pub use acknowledgement::check_acknowledgement;
 pub use audit::{AuditOutcome, AuditRecipient, AuditRecord, Ingress};
 pub use policy::{Policy, PolicyUnavailable, StaticPolicy};
 pub use route_table::{Placement, RouteTable};

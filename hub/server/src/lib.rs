@@ -2,7 +2,8 @@
 //!
 //! Routes canonical envelopes between London's local exchanges. Adapters
 //! submit over gRPC ([`grpc`], mutual TLS) or AMQP ([`amqp_ingress`]); the
-//! [`router`] validates, asks the pure routing core (`lhcie-hub-core`) and
+//! [`router`] validates (also that an original payload is about the
+//! envelope's patient: [`original_patient`]), asks the pure routing core (`lhcie-hub-core`) and
 //! the policy, publishes permitted copies to the recipients' egress queues
 //! through the supervised broker [`link`], records the decision in the
 //! [`store`] (audit and de-duplication), and only then answers. Adapters
@@ -25,5 +26,6 @@ pub mod metrics;
 pub mod ops_cli;
 pub mod ops_poller;
 pub mod ops_stats;
+pub mod original_patient;
 pub mod router;
 pub mod store;

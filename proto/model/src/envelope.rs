@@ -88,6 +88,10 @@ impl Body {
     }
 }
 
+/// The longest text an acknowledgement may carry, in characters: enough
+/// for a response code's display and a sentence, too little for a record.
+pub const MAX_ACKNOWLEDGEMENT_TEXT: usize = 500;
+
 /// Which acknowledgements the sender wants (ITK3 MessageHeader handling
 /// flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -144,7 +148,38 @@ impl Envelope {
         {
             return Err(ValidationError::missing("original.media_type"));
         }
+        if let Body::Acknowledgement(ack) = &self.body {
+            self.check_acknowledgement(ack)?;
+        }
         self.body.validate()
+    }
+
+    /// An acknowledgement is routed without an agreement or a consent
+    /// check, so it may carry nothing about a patient: no patient, no
+    /// original payload (a local system's response message may name the
+    /// patient), and a short text.
+    fn check_acknowledgement(&self, ack: &Acknowledgement) -> Result<(), ValidationError> {
+        if self.patient.is_some() {
+            return Err(ValidationError::invalid(
+                "patient",
+                "an acknowledgement carries no patient",
+            ));
+        }
+        if self.original.is_some() {
+            return Err(ValidationError::invalid(
+                "original",
+                "an acknowledgement carries no original payload",
+            ));
+        }
+        if let Some(text) = &ack.text
+            && text.chars().count() > MAX_ACKNOWLEDGEMENT_TEXT
+        {
+            return Err(ValidationError::invalid(
+                "acknowledgement.text",
+                format!("longer than {MAX_ACKNOWLEDGEMENT_TEXT} characters"),
+            ));
+        }
+        Ok(())
     }
 }
 

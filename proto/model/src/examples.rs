@@ -424,6 +424,32 @@ mod tests {
     }
 
     #[test]
+    fn an_acknowledgement_carries_nothing_about_a_patient() {
+        let mut with_patient = acknowledgement();
+        with_patient.patient = discharge_summary().patient;
+        let error = with_patient.validate().unwrap_err();
+        assert_eq!(error.field, "patient");
+        assert!(error.to_string().contains("carries no patient"), "{error}");
+
+        let mut with_original = acknowledgement();
+        with_original.original = discharge_summary().original;
+        assert_eq!(with_original.validate().unwrap_err().field, "original");
+
+        let mut long_text = acknowledgement();
+        if let Body::Acknowledgement(ack) = &mut long_text.body {
+            ack.text = Some("x".repeat(crate::MAX_ACKNOWLEDGEMENT_TEXT + 1));
+        }
+        assert_eq!(
+            long_text.validate().unwrap_err().field,
+            "acknowledgement.text"
+        );
+        if let Body::Acknowledgement(ack) = &mut long_text.body {
+            ack.text = Some("é".repeat(crate::MAX_ACKNOWLEDGEMENT_TEXT));
+        }
+        long_text.validate().expect("the limit counts characters");
+    }
+
+    #[test]
     fn envelope_debug_shows_no_patient_data_or_content() {
         let shown = format!("{:?}", discharge_summary());
         for secret in [

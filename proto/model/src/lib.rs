@@ -48,7 +48,7 @@ pub use care_event::{CareEvent, CareEventKind, Location, PatientClass};
 pub use classification::{BodyKind, Category, PurposeOfUse};
 pub use coding::{Coding, Identifier, SNOMED_CT_SYSTEM};
 pub use document::{Author, ClinicalDocument, DocumentSection, DocumentStatus, DocumentVersionRef};
-pub use envelope::{AcknowledgementRequest, Body, Envelope};
+pub use envelope::{AcknowledgementRequest, Body, Envelope, MAX_ACKNOWLEDGEMENT_TEXT};
 pub use error::{ValidationError, ValidationErrorKind};
 pub use ids::{ExchangeId, ExchangeIdError, MessageId, MessageIdError};
 pub use nhs_number::{NHS_NUMBER_SYSTEM, NhsNumber, NhsNumberError};

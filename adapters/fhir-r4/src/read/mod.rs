@@ -347,7 +347,10 @@ pub fn read_message_bundle(
         category,
         patient,
         body,
-        original: Some(OriginalPayload {
+        // A response travels as a bare acknowledgement: the Bundle may
+        // name the patient, and acknowledgements are routed without a
+        // consent decision.
+        original: (!is_response).then(|| OriginalPayload {
             media_type: MEDIA_TYPE_FHIR_JSON.into(),
             content: Bytes::copy_from_slice(bytes),
         }),

@@ -31,7 +31,7 @@ mod values;
 
 pub use error::{Disposition, ErrorCode, ErrorLocation, TranslateError, TranslateErrorKind};
 pub use fields::LocalTime;
-pub use patient::{NHS_NUMBER_OID, is_nhs_number_cx};
+pub use patient::{NHS_NUMBER_OID, is_nhs_number_cx, nhs_numbers_in_pid};
 
 use lhcie_model::{
     AcknowledgementRequest, Addressing, Body, Bytes, Category, Coding, Envelope, ExchangeId,

@@ -20,6 +20,30 @@ pub fn is_nhs_number_cx(rep: &Repetition) -> bool {
     authority_nhs || type_nh
 }
 
+/// The NHS numbers in PID-3 of each PID segment of a message (one list per
+/// segment, in order; a list is empty where PID-3 names none), as written
+/// less spaces and not validated. What the hub compares with the patient an
+/// envelope was decided for, so that the bytes delivered are about that
+/// patient.
+pub fn nhs_numbers_in_pid(message: &Message) -> Vec<Vec<String>> {
+    Seg::all(message, "PID")
+        .map(|pid| {
+            let mut numbers: Vec<String> = Vec::new();
+            for (_, rep) in pid.reps(3) {
+                if let Some(value) = comp(rep, 1)
+                    && is_nhs_number_cx(rep)
+                {
+                    let compact: String = value.chars().filter(|c| *c != ' ').collect();
+                    if !numbers.contains(&compact) {
+                        numbers.push(compact);
+                    }
+                }
+            }
+            numbers
+        })
+        .collect()
+}
+
 /// The identifiers of a CX list field (PID-3, MRG-1): the NHS number
 /// (validated) and the others as local identifiers.
 fn identifiers(

@@ -29,7 +29,7 @@ use std::time::Duration;
 use lhcie_broker::{Destination, Names};
 use lhcie_hub_core::{
     AuditOutcome, AuditRecord, Ingress, Outcome, Policy, RejectReason, Rejection, RouteTable,
-    Routed, hub_ack, route,
+    Routed, check_acknowledgement, hub_ack, route,
 };
 use lhcie_model::{AckLevel, AckOutcome, Body, Envelope, ExchangeId, MessageId, OdsCode};
 use lhcie_proto::{canonical as pb, hub as hubpb};
@@ -243,6 +243,19 @@ impl Router {
                     .await;
             }
         };
+        if let Some(rejection) = self.check_answer(&envelope, submitter).await? {
+            return self
+                .reject(
+                    &message_id,
+                    sender_ods.as_deref(),
+                    bytes,
+                    rejection,
+                    submitter,
+                    ingress,
+                    now,
+                )
+                .await;
+        }
         let outcome = self.route_holding(&envelope, submitter, now).await?;
         match &outcome {
             Outcome::Rejected(rejection) => {
@@ -286,6 +299,44 @@ impl Router {
         }
     }
 
+    /// For an acknowledgement: whether it answers a message this hub routed
+    /// the other way (see [`check_acknowledgement`]). An answer can come
+    /// back before the answered message's audit record is written (it is
+    /// written just after the broker confirmed the copies): if that message
+    /// is still being routed, its outcome is awaited first.
+    async fn check_answer(
+        &self,
+        envelope: &Envelope,
+        submitter: &ExchangeId,
+    ) -> Result<Option<Rejection>, Hold> {
+        let Body::Acknowledgement(ack) = &envelope.body else {
+            return Ok(None);
+        };
+        let refers_to = ack.refers_to.as_str();
+        let mut answered = self.store.audit_of_message(refers_to).map_err(store_hold)?;
+        if answered.is_empty() {
+            for mut pending in self.in_flight_with_id(refers_to) {
+                let _ = pending.wait_for(Option::is_some).await;
+            }
+            answered = self.store.audit_of_message(refers_to).map_err(store_hold)?;
+        }
+        Ok(check_acknowledgement(envelope, submitter, &answered))
+    }
+
+    /// The messages with this id being routed now, from any submitter.
+    fn in_flight_with_id(&self, message_id: &str) -> Vec<Pending> {
+        let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        in_flight
+            .iter()
+            .filter(|(key, _)| {
+                key.len() > message_id.len()
+                    && key.ends_with(message_id.as_bytes())
+                    && key[key.len() - message_id.len() - 1] == 0
+            })
+            .map(|(_, pending)| pending.clone())
+            .collect()
+    }
+
     /// The envelope, if it is within the size limit and valid.
     fn admit(&self, wire: pb::Envelope, size: usize) -> Result<Envelope, Rejection> {
         if size > self.max_envelope_bytes {
@@ -297,7 +348,12 @@ impl Router {
                 ),
             ));
         }
-        Envelope::try_from(wire).map_err(|error| Rejection::from_validation(&error))
+        let envelope =
+            Envelope::try_from(wire).map_err(|error| Rejection::from_validation(&error))?;
+        match crate::original_patient::check(&envelope) {
+            Some(rejection) => Err(rejection),
+            None => Ok(envelope),
+        }
     }
 
     /// Keeps the copies withheld for a reason that can be put right (see

@@ -41,7 +41,31 @@ pub struct RegistryConfig {
     /// none is served.
     #[serde(default)]
     pub metrics: Option<RegistryMetricsSection>,
+    /// Mutual TLS on both ports (the API and Raft): required unless
+    /// `api.insecure_plaintext` (loopback development only).
+    #[serde(default)]
+    pub tls: Option<RegistryTlsSection>,
 }
+
+/// A registry node's mutual TLS, for its API and Raft ports and its calls
+/// to the other nodes (see `docs/security.md`, "Registry authorisation").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryTlsSection {
+    /// The CA every peer's certificate must chain to: the callers of the
+    /// API (services, `urn:lhcie:service:<name>`) and the other nodes
+    /// (`urn:lhcie:registry-node:<id>`).
+    pub ca: PathBuf,
+    /// This node's certificate: a SAN URI `urn:lhcie:registry-node:<node_id>`
+    /// and the names it is reached by; used as server and as client.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
+/// The development roles a plaintext node may grant its (unauthenticated)
+/// callers: `api.insecure_acts_as`.
+pub const INSECURE_ROLES: [&str; 2] = ["hub", "registry-admin"];
 
 /// The internal Raft service.
 #[derive(Debug, Clone, Deserialize)]
@@ -82,11 +106,17 @@ pub struct ApiSection {
     /// defaults to `listen`.
     #[serde(default)]
     pub advertise: Option<String>,
-    /// Required, for now: the API is plain-text gRPC and takes the caller's
-    /// identity from the `lhcie-actor` header. Mutual TLS is not built yet;
-    /// keep the API on a private network.
+    /// Loopback development only: both ports without TLS, and no `[tls]`.
+    /// Refused unless `api.listen` and `raft.listen` are loopback
+    /// addresses. Callers are then `urn:lhcie:service:development`, with
+    /// no rights unless `insecure_acts_as` grants some.
     #[serde(default)]
     pub insecure_plaintext: bool,
+    /// With `insecure_plaintext`: the service whose rights the development
+    /// identity has (`hub` or `registry-admin`); absent, every call but
+    /// `Status` is refused.
+    #[serde(default)]
+    pub insecure_acts_as: Option<String>,
     /// How often a watch stream proves the leader's freshness, in
     /// milliseconds.
     #[serde(default = "default_watch_heartbeat_ms")]
@@ -191,11 +221,44 @@ impl RegistryConfig {
         if config.node_id == 0 {
             problems.add("node_id", "must be 1 or more");
         }
-        if !config.api.insecure_plaintext {
-            problems.add(
+        match (&config.tls, config.api.insecure_plaintext) {
+            (None, false) => problems.add(
+                "tls",
+                "give [tls] (ca, cert, key: mutual TLS on the API and Raft ports), or api.insecure_plaintext = true for loopback development",
+            ),
+            (Some(_), true) => problems.add(
                 "api.insecure_plaintext",
-                "the registry API has no TLS yet: set insecure_plaintext = true and keep it on a private network",
-            );
+                "cannot be set together with [tls]; choose one",
+            ),
+            (None, true) => {
+                for (key, address) in [
+                    ("api.listen", config.api.listen),
+                    ("raft.listen", config.raft.listen),
+                ] {
+                    if !address.ip().is_loopback() {
+                        problems.add(
+                            "api.insecure_plaintext",
+                            format!(
+                                "refused with a non-loopback {key} ({address}): plaintext is for loopback development only; give [tls]"
+                            ),
+                        );
+                    }
+                }
+            }
+            (Some(_), false) => {}
+        }
+        if let Some(role) = &config.api.insecure_acts_as {
+            if !config.api.insecure_plaintext {
+                problems.add(
+                    "api.insecure_acts_as",
+                    "only with insecure_plaintext: with [tls] a caller's rights come from its certificate",
+                );
+            } else if !INSECURE_ROLES.contains(&role.as_str()) {
+                problems.add(
+                    "api.insecure_acts_as",
+                    format!("`{role}`: one of {}", INSECURE_ROLES.join(", ")),
+                );
+            }
         }
         let raft = &config.raft;
         if raft.heartbeat_ms == 0 || raft.heartbeat_ms * 3 > raft.election_timeout_min_ms {
@@ -253,6 +316,11 @@ impl RegistryConfig {
         let base = file.parent().unwrap_or(Path::new("."));
         config.topology = base.join(&config.topology);
         config.data_dir = base.join(&config.data_dir);
+        if let Some(tls) = &mut config.tls {
+            tls.ca = base.join(&tls.ca);
+            tls.cert = base.join(&tls.cert);
+            tls.key = base.join(&tls.key);
+        }
         Ok(config)
     }
 
@@ -284,6 +352,38 @@ pub struct RegistryClientConfig {
     /// has not been proven fresh for this long, in milliseconds.
     #[serde(default = "default_max_staleness_ms")]
     pub max_staleness_ms: u64,
+    /// Mutual TLS to the registry: required unless every endpoint is a
+    /// loopback address (development).
+    #[serde(default)]
+    pub tls: Option<RegistryClientTlsSection>,
+}
+
+/// How a registry client proves itself and checks the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryClientTlsSection {
+    /// The CA the registry nodes' certificates must chain to (pinned: no
+    /// system roots). A node's certificate must also name a registry node
+    /// (`urn:lhcie:registry-node:<id>`).
+    pub ca: PathBuf,
+    /// This service's client certificate (`urn:lhcie:service:<name>`).
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// The registry node ids (the cluster's members) whose certificates
+    /// are accepted; empty: any registry node certificate of the CA.
+    #[serde(default)]
+    pub nodes: Vec<u64>,
+}
+
+/// Whether `host:port` names a loopback address (`localhost` included).
+pub fn is_loopback_endpoint(endpoint: &str) -> bool {
+    if let Ok(address) = endpoint.parse::<SocketAddr>() {
+        return address.ip().is_loopback();
+    }
+    endpoint
+        .rsplit_once(':')
+        .is_some_and(|(host, _)| host == "localhost")
 }
 
 fn default_max_staleness_ms() -> u64 {
@@ -300,7 +400,26 @@ impl RegistryClientConfig {
         if self.max_staleness_ms < 100 {
             problems.push(("max_staleness_ms", "must be at least 100".to_owned()));
         }
+        if self.tls.is_none()
+            && let Some(remote) = self.endpoints.iter().find(|e| !is_loopback_endpoint(e))
+        {
+            problems.push((
+                "tls",
+                format!(
+                    "required: {remote} is not a loopback address (plaintext is for loopback development only)"
+                ),
+            ));
+        }
         problems
+    }
+
+    /// Makes the TLS paths relative to `base` (the folder of the file).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if let Some(tls) = &mut self.tls {
+            tls.ca = base.join(&tls.ca);
+            tls.cert = base.join(&tls.cert);
+            tls.key = base.join(&tls.key);
+        }
     }
 }
 
@@ -391,11 +510,7 @@ insecure_plaintext = true
         let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(
             keys,
-            vec![
-                "api.insecure_plaintext",
-                "raft.heartbeat_ms",
-                "cluster.initial_members"
-            ]
+            vec!["tls", "raft.heartbeat_ms", "cluster.initial_members"]
         );
         let text = BASE.replace(
             "node_id = 1",
@@ -405,5 +520,78 @@ insecure_plaintext = true
             load(&text).unwrap().consent_model,
             ConsentModel::ExplicitOptIn
         );
+    }
+
+    const TLS: &str = "[tls]\nca = \"pki/ca.pem\"\ncert = \"pki/registry/node-1.pem\"\nkey = \"pki/registry/node-1.key\"\n";
+
+    #[test]
+    fn plaintext_is_for_loopback_development_only() {
+        let keys = |text: &str| -> Vec<String> {
+            load(text)
+                .unwrap_err()
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}", p.key, p.message))
+                .collect()
+        };
+        let remote = BASE.replace(
+            "[api]\nlisten = \"127.0.0.1:0\"",
+            "[api]\nlisten = \"0.0.0.0:50071\"",
+        );
+        let problems = keys(&remote);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0]
+                .starts_with("api.insecure_plaintext: refused with a non-loopback api.listen"),
+            "{problems:?}"
+        );
+        let both = format!("{BASE}{TLS}");
+        assert!(keys(&both)[0].starts_with("api.insecure_plaintext: cannot be set together"));
+        let acts = BASE.replace(
+            "insecure_plaintext = true",
+            "insecure_plaintext = true\ninsecure_acts_as = \"root\"",
+        );
+        assert!(keys(&acts)[0].starts_with("api.insecure_acts_as: `root`"));
+        let acts = BASE.replace(
+            "insecure_plaintext = true",
+            "insecure_plaintext = true\ninsecure_acts_as = \"registry-admin\"",
+        );
+        assert_eq!(
+            load(&acts).unwrap().api.insecure_acts_as.as_deref(),
+            Some("registry-admin")
+        );
+    }
+
+    #[test]
+    fn tls_names_the_node_certificate_relative_to_the_file() {
+        let text = BASE
+            .replace("insecure_plaintext = true\n", "")
+            .replace("127.0.0.1:0", "0.0.0.0:0")
+            + TLS;
+        let config = load(&text).unwrap();
+        let tls = config.tls.unwrap();
+        assert!(tls.ca.is_absolute() && tls.cert.ends_with("pki/registry/node-1.pem"));
+    }
+
+    #[test]
+    fn a_hub_needs_tls_to_reach_a_remote_registry() {
+        let client = |endpoints: &[&str], tls: bool| RegistryClientConfig {
+            endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+            max_staleness_ms: 2000,
+            tls: tls.then(|| RegistryClientTlsSection {
+                ca: "ca.pem".into(),
+                cert: "hub.pem".into(),
+                key: "hub.key".into(),
+                nodes: vec![1, 2, 3],
+            }),
+        };
+        assert!(
+            client(&["127.0.0.1:50071", "localhost:50072"], false)
+                .problems()
+                .is_empty()
+        );
+        let problems = client(&["10.0.0.5:50071"], false).problems();
+        assert_eq!(problems[0].0, "tls");
+        assert!(client(&["10.0.0.5:50071"], true).problems().is_empty());
     }
 }

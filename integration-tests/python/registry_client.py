@@ -3,16 +3,17 @@
 
 Run by the Rust integration test `third_party_clients`: it generates Python
 stubs from proto/ with grpcio-tools, then, against a registry seeded with the
-test agreement,
+test agreement, over mutual TLS with the `registry-admin` client certificate,
   1. asks for the node's status and expects it to lead;
-  2. records a patient's refusal of the Royal Free (RAL), naming itself in
-     the lhcie-actor metadata, and gets the revision;
+  2. records a patient's refusal of the Royal Free (RAL), naming someone
+     else in the lhcie-actor metadata, and expects the change recorded as
+     made by its certificate's identity, and gets the revision;
   3. asks for a decision and expects it denied, with the reason and the
      directive that decided it;
   4. watches the change feed from the start until a heartbeat confirms the
      leader's state at or past that revision, and expects the directive
      among the changes;
-  5. tries a change without naming itself and expects UNAUTHENTICATED.
+  5. tries a change without a client certificate and expects it refused.
 Prints one line per step as `STEP <name> <detail>` and exits non-zero on any
 surprise.
 """
@@ -28,6 +29,9 @@ def main():
     parser.add_argument("--proto", required=True)
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--nhs-number", required=True)
+    parser.add_argument("--ca", required=True)
+    parser.add_argument("--cert", required=True)
+    parser.add_argument("--key", required=True)
     args = parser.parse_args()
 
     generate_stubs(args.proto, "lhcie/registry/v1/registry.proto")
@@ -36,7 +40,10 @@ def main():
     from lhcie.canonical.v1 import envelope_pb2
     from lhcie.registry.v1 import registry_pb2, registry_pb2_grpc
 
-    channel = grpc.insecure_channel(args.endpoint)
+    options = [("grpc.ssl_target_name_override", "localhost")]
+    with open(args.ca, "rb") as ca, open(args.cert, "rb") as cert, open(args.key, "rb") as key:
+        ca, cert, key = ca.read(), cert.read(), key.read()
+    channel = grpc.secure_channel(args.endpoint, grpc.ssl_channel_credentials(ca, key, cert), options=options)
     registry = registry_pb2_grpc.ConsentRegistryStub(channel)
     actor = (("lhcie-actor", "python-patient-portal"),)
 
@@ -55,7 +62,7 @@ def main():
         source=registry_pb2.DIRECTIVE_SOURCE_PATIENT_ACCOUNT,
     )
     reply = registry.SetDirective(registry_pb2.SetDirectiveRequest(directive=directive), metadata=actor, timeout=10)
-    if reply.directive.recorded_by != "python-patient-portal":
+    if reply.directive.recorded_by != "urn:lhcie:service:registry-admin":
         sys.exit(f"recorded by {reply.directive.recorded_by!r}")
     revision = reply.revision
     print(f"STEP set-directive revision={revision}", flush=True)
@@ -85,13 +92,16 @@ def main():
             print(f"STEP watch confirmed-revision={event.heartbeat.revision} directive-seen=true", flush=True)
             break
 
+    anonymous = grpc.secure_channel(args.endpoint, grpc.ssl_channel_credentials(ca), options=options)
     try:
-        registry.SetDirective(registry_pb2.SetDirectiveRequest(directive=directive), timeout=10)
-        sys.exit("a change without lhcie-actor was accepted")
+        registry_pb2_grpc.ConsentRegistryStub(anonymous).SetDirective(
+            registry_pb2.SetDirectiveRequest(directive=directive), metadata=actor, timeout=10
+        )
+        sys.exit("a change without a client certificate was accepted")
     except grpc.RpcError as error:
-        if error.code() != grpc.StatusCode.UNAUTHENTICATED:
-            sys.exit(f"expected UNAUTHENTICATED, got {error.code()}")
-        print("STEP anonymous-change refused=UNAUTHENTICATED", flush=True)
+        if error.code() == grpc.StatusCode.OK:
+            sys.exit("a change without a client certificate was accepted")
+        print(f"STEP anonymous-change refused={error.code().name}", flush=True)
 
 
 if __name__ == "__main__":

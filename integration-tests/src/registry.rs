@@ -9,7 +9,63 @@ use std::time::{Duration, Instant};
 
 use lhcie_proto::registry as pb;
 use lhcie_proto::registry::consent_registry_client::ConsentRegistryClient;
-use lhcie_registry_client::RegistryClient;
+use lhcie_registry_client::{RegistryClient, RegistryTls};
+use lhcie_tls::PkiLayout;
+
+/// The registry TLS of a client presenting `service`'s certificate.
+pub fn service_tls(pki: &PkiLayout, service: &str) -> RegistryTls {
+    RegistryTls {
+        ca: pki.ca_cert(),
+        cert: pki.service_cert(service),
+        key: pki.service_key(service),
+        nodes: Vec::new(),
+    }
+}
+
+/// The CLI arguments for mutual TLS as `registry-admin` (none without TLS).
+pub fn cli_tls_args(pki: Option<&PkiLayout>) -> Vec<String> {
+    match pki {
+        Some(pki) => vec![
+            "--ca".into(),
+            pki.ca_cert().display().to_string(),
+            "--cert".into(),
+            pki.service_cert("registry-admin").display().to_string(),
+            "--key".into(),
+            pki.service_key("registry-admin").display().to_string(),
+        ],
+        None => Vec::new(),
+    }
+}
+
+/// A channel to one registry node's API, with mutual TLS as `service` when
+/// `pki` is given.
+pub async fn node_channel(
+    address: &str,
+    pki: Option<&PkiLayout>,
+    service: &str,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    match pki {
+        Some(pki) => {
+            let tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(
+                    std::fs::read(pki.ca_cert()).expect("ca.pem"),
+                ))
+                .identity(tonic::transport::Identity::from_pem(
+                    std::fs::read(pki.service_cert(service)).expect("service certificate"),
+                    std::fs::read(pki.service_key(service)).expect("service key"),
+                ));
+            tonic::transport::Endpoint::from_shared(format!("https://{address}"))?
+                .tls_config(tls)?
+                .connect()
+                .await
+        }
+        None => {
+            tonic::transport::Endpoint::from_shared(format!("http://{address}"))?
+                .connect()
+                .await
+        }
+    }
+}
 
 /// How the nodes of a test cluster are configured.
 #[derive(Debug, Clone)]
@@ -26,6 +82,12 @@ pub struct ClusterOptions {
     pub keep_entries_after_snapshot: u64,
     /// Serve each node's Prometheus endpoint (`[metrics]`).
     pub metrics: bool,
+    /// Mutual TLS on both ports, with this PKI's `registry/node-<id>`
+    /// certificates (see `TestEnv::registry_pki`); clients of the cluster
+    /// present `services/registry-admin`. None: plaintext on loopback, every
+    /// caller acting as `registry-admin` (tests that are not about
+    /// security).
+    pub tls: Option<PkiLayout>,
 }
 
 impl Default for ClusterOptions {
@@ -37,6 +99,7 @@ impl Default for ClusterOptions {
             change_log_capacity: 1_000_000,
             keep_entries_after_snapshot: 1000,
             metrics: false,
+            tls: None,
         }
     }
 }
@@ -56,6 +119,7 @@ pub struct RegistryNode {
     log: PathBuf,
     child: Option<Child>,
     starts: u32,
+    tls: Option<PkiLayout>,
 }
 
 impl RegistryNode {
@@ -120,9 +184,10 @@ impl RegistryNode {
 
     /// Its status, straight from it (not following the leader).
     pub async fn status(&self) -> Option<pb::StatusResponse> {
-        let mut client = ConsentRegistryClient::connect(format!("http://{}", self.api()))
+        let channel = node_channel(&self.api(), self.tls.as_ref(), "registry-admin")
             .await
             .ok()?;
+        let mut client = ConsentRegistryClient::new(channel);
         let call = client.status(pb::StatusRequest {});
         tokio::time::timeout(Duration::from_secs(2), call)
             .await
@@ -142,6 +207,8 @@ impl Drop for RegistryNode {
 pub struct RegistryCluster {
     /// Its nodes, by position (node id = position + 1).
     pub nodes: Vec<RegistryNode>,
+    /// Its PKI, when the nodes use mutual TLS.
+    pub tls: Option<PkiLayout>,
 }
 
 impl RegistryCluster {
@@ -192,6 +259,20 @@ impl RegistryCluster {
                     (true, false) => String::new(),
                     (false, _) => "[cluster]\njoin = true\n".to_owned(),
                 };
+                let security = match &options.tls {
+                    Some(pki) => format!(
+                        "[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+                        pki.ca_cert().display(),
+                        pki.registry_node_cert(id).display(),
+                        pki.registry_node_key(id).display()
+                    ),
+                    None => String::new(),
+                };
+                let plaintext = if options.tls.is_some() {
+                    ""
+                } else {
+                    "insecure_plaintext = true\ninsecure_acts_as = \"registry-admin\"\n"
+                };
                 std::fs::write(
                     &config,
                     format!(
@@ -208,11 +289,10 @@ snapshot_after_entries = {snapshot}
 keep_entries_after_snapshot = {keep}
 [api]
 listen = "127.0.0.1:{api_port}"
-insecure_plaintext = true
-watch_heartbeat_ms = {heartbeat}
+{plaintext}watch_heartbeat_ms = {heartbeat}
 [store]
 change_log_capacity = {changes}
-{metrics}{cluster}"#,
+{metrics}{security}{cluster}"#,
                         topology = topology.display(),
                         data = data.display(),
                         model = options.consent_model,
@@ -233,10 +313,14 @@ change_log_capacity = {changes}
                     data,
                     child: None,
                     starts: 0,
+                    tls: options.tls.clone(),
                 }
             })
             .collect();
-        Self { nodes }
+        Self {
+            nodes,
+            tls: options.tls.clone(),
+        }
     }
 
     /// Every node's API address.
@@ -246,7 +330,13 @@ change_log_capacity = {changes}
 
     /// A leader-following client acting as `actor`.
     pub fn client(&self, actor: &str) -> RegistryClient {
-        RegistryClient::new(self.endpoints(), actor).expect("registry client")
+        let client = RegistryClient::new(self.endpoints(), actor).expect("registry client");
+        match &self.tls {
+            Some(pki) => client
+                .with_tls(&service_tls(pki, "registry-admin"))
+                .expect("registry TLS"),
+            None => client,
+        }
     }
 
     /// The node a majority of running nodes agree leads, once one does.
@@ -309,6 +399,7 @@ change_log_capacity = {changes}
             .arg(topology)
             .args(["--registry", &self.endpoints().join(",")])
             .args(["--actor", "test-seed"])
+            .args(cli_tls_args(self.tls.as_ref()))
             .output()
             .expect("registry seed");
         assert!(
@@ -369,6 +460,7 @@ pub fn registry_cli(cluster: &RegistryCluster, args: &[&str]) -> String {
         .args(args)
         .args(["--registry", &cluster.endpoints().join(",")])
         .args(["--actor", "caldicott-guardian"])
+        .args(cli_tls_args(cluster.tls.as_ref()))
         .output()
         .expect("registry CLI");
     assert!(
@@ -422,7 +514,8 @@ pub fn sign_nwl_sel_agreement(cluster: &RegistryCluster) {
                 "--role",
                 "Caldicott Guardian",
                 "--organisation",
-                "RYJ",
+                // One of the party's own organisations signs for it.
+                if party == "region:SEL" { "RJZ" } else { "RYJ" },
             ],
         );
     }

@@ -1,12 +1,16 @@
 //! The `registry` administration tool against a real registry node: an
 //! agreement's life from draft to revocation, a patient's directives, an
-//! import, carer grants, and decisions explained.
+//! import, carer grants, and decisions explained. The node runs with mutual
+//! TLS; the tool presents the `registry-admin` certificate, and every
+//! change is recorded as made by that identity whatever `--actor` says.
 
 use std::process::Command;
 use std::time::Duration;
 
 use lhcie_integration_tests::env::write_topology;
-use lhcie_integration_tests::registry::{ClusterOptions, RegistryCluster};
+use lhcie_integration_tests::registry::{ClusterOptions, RegistryCluster, cli_tls_args};
+
+const ADMIN: &str = "urn:lhcie:service:registry-admin";
 
 struct Cli<'a> {
     cluster: &'a RegistryCluster,
@@ -18,6 +22,7 @@ impl Cli<'_> {
             .args(args)
             .args(["--registry", &self.cluster.endpoints().join(",")])
             .args(["--actor", "caldicott-guardian"])
+            .args(cli_tls_args(self.cluster.tls.as_ref()))
             .output()
             .expect("registry CLI");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -84,19 +89,28 @@ fn sign(cli: &Cli<'_>, version: &str, party: &str) -> String {
         "--role",
         "Caldicott Guardian",
         "--organisation",
-        "RYJ",
+        // A region party is signed for by one of its organisations.
+        if party == "region:NCL" { "RAL" } else { "RYJ" },
     ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_tool_manages_agreements_directives_and_explains_decisions() {
+    lhcie_integration_tests::install_crypto();
     let dir = tempfile::tempdir().unwrap();
     write_topology(dir.path());
+    let pki = lhcie_tls::PkiLayout::new(dir.path().join("pki"));
+    let ca = pki.generate(&[]).unwrap();
+    pki.generate_services(&ca, &[1], &["registry-admin"])
+        .unwrap();
     let cluster = RegistryCluster::start(
         dir.path(),
         &dir.path().join("topology.toml"),
         1,
-        &ClusterOptions::default(),
+        &ClusterOptions {
+            tls: Some(pki),
+            ..ClusterOptions::default()
+        },
     );
     cluster.leader(Duration::from_secs(20)).await;
     let cli = Cli { cluster: &cluster };
@@ -111,16 +125,43 @@ async fn the_admin_tool_manages_agreements_directives_and_explains_decisions() {
     // Drafted, then signed party by party: active once all have signed.
     let drafted = cli.ok(&[&["isa", "draft"][..], DRAFT].concat());
     assert!(drafted.contains("version 1: draft"), "{drafted}");
+    // The actor is the certificate's identity, never the name asserted.
     assert!(
-        drafted.contains("drafted by caldicott-guardian"),
+        drafted.contains(&format!("drafted by {ADMIN}")),
         "{drafted}"
     );
+    assert!(!drafted.contains("caldicott-guardian"), "{drafted}");
     let half = sign(&cli, "1", "region:NWL");
     assert!(half.contains("version 1: draft"), "{half}");
     assert!(cli.decide(patient, "RAL").starts_with("DENY"));
     let signed = sign(&cli, "1", "region:NCL");
     assert!(signed.contains("version 1: active"), "{signed}");
-    assert!(signed.contains("signed for region:NCL by Dr A. Guardian (Caldicott Guardian, RYJ)"));
+    assert!(
+        signed.contains(&format!(
+            "signed for region:NCL by Dr A. Guardian (asserted by {ADMIN}) (Caldicott Guardian, RAL)"
+        )),
+        "{signed}"
+    );
+    // A region party cannot be signed for by an organisation elsewhere.
+    let error = cli
+        .run(&[
+            "isa",
+            "sign",
+            "--id",
+            "ISA-CLI-1",
+            "--version",
+            "1",
+            "--party",
+            "region:NCL",
+            "--signer",
+            "x",
+            "--role",
+            "y",
+            "--organisation",
+            "RYJ",
+        ])
+        .unwrap_err();
+    assert!(error.contains("RYJ cannot sign for party"), "{error}");
     let permit = cli.decide(patient, "RAL");
     assert!(
         permit.starts_with("PERMIT: ISA-CLI-1 version 1 covers the flow"),
@@ -262,7 +303,7 @@ async fn the_admin_tool_manages_agreements_directives_and_explains_decisions() {
         "{history}"
     );
     assert!(
-        history.contains("recorded by caldicott-guardian"),
+        history.contains(&format!("recorded by {ADMIN}")),
         "{history}"
     );
     // Without a patient the choices cannot be checked: fail closed.
@@ -318,7 +359,7 @@ async fn the_admin_tool_manages_agreements_directives_and_explains_decisions() {
     let listed = cli.ok(&["directive", "list", "--nhs", "9000000025"]);
     assert!(
         listed.contains("BULK_IMPORT")
-            && listed.contains("import from nwl-imperial by caldicott-guardian"),
+            && listed.contains(&format!("import from nwl-imperial by {ADMIN}")),
         "{listed}"
     );
 

@@ -2,6 +2,8 @@
 //! process and the real RabbitMQ: a patient's change of mind reaches the
 //! hub (and the next envelope is denied), and a hub cut off from the
 //! registry holds messages and says it is not ready until the feed is back.
+//! The registry runs with mutual TLS and the hub follows it as
+//! `urn:lhcie:service:hub`.
 
 use std::time::{Duration, Instant};
 
@@ -48,12 +50,17 @@ async fn hub_revision(hub: &HubProcess) -> u64 {
         .unwrap_or(0)
 }
 
+/// A registry node with mutual TLS; the hub follows it as
+/// `urn:lhcie:service:hub` (`env.use_registry_with_tls`).
 fn start_registry(env: &TestEnv) -> RegistryCluster {
     RegistryCluster::start(
         env.dir(),
         &env.topology_file(),
         1,
-        &ClusterOptions::default(),
+        &ClusterOptions {
+            tls: Some(env.registry_pki()),
+            ..ClusterOptions::default()
+        },
     )
 }
 
@@ -63,7 +70,7 @@ async fn a_patient_denying_an_organisation_reaches_the_hub_and_the_next_envelope
         let cluster = start_registry(&env);
         cluster.leader(Duration::from_secs(20)).await;
         cluster.seed(&env.policy_file(), &env.topology_file());
-        env.use_registry(&cluster.endpoints(), 2000);
+        env.use_registry_with_tls(&cluster.endpoints(), 2000);
         let hub = HubProcess::start(&env).await;
         let registry = hub.get_json("/registry").await;
         assert_eq!(registry["source"], "registry");
@@ -121,7 +128,7 @@ async fn a_hub_cut_off_from_the_registry_holds_messages_until_its_copy_is_curren
         cluster.leader(Duration::from_secs(20)).await;
         cluster.seed(&env.policy_file(), &env.topology_file());
         let proxy = CuttableProxy::start(cluster.endpoints()[0].parse().unwrap()).await;
-        env.use_registry(&[proxy.address.to_string()], 1000);
+        env.use_registry_with_tls(&[proxy.address.to_string()], 1000);
         let hub = HubProcess::start(&env).await;
 
         // Cut the hub's feed: within the bound it fails closed and says so.

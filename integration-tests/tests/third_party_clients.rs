@@ -72,7 +72,20 @@ async fn a_python_grpcio_client_records_decides_and_watches_on_the_registry() {
     lhcie_integration_tests::env::write_topology(dir.path());
     lhcie_integration_tests::env::write_policy(dir.path());
     let topology = dir.path().join("topology.toml");
-    let cluster = RegistryCluster::start(dir.path(), &topology, 1, &ClusterOptions::default());
+    lhcie_integration_tests::install_crypto();
+    let pki = lhcie_tls::PkiLayout::new(dir.path().join("pki"));
+    let ca = pki.generate(&[]).unwrap();
+    pki.generate_services(&ca, &[1], &["registry-admin"])
+        .unwrap();
+    let cluster = RegistryCluster::start(
+        dir.path(),
+        &topology,
+        1,
+        &ClusterOptions {
+            tls: Some(pki.clone()),
+            ..ClusterOptions::default()
+        },
+    );
     cluster.leader(Duration::from_secs(20)).await;
     cluster.seed(&dir.path().join("policy.toml"), &topology);
     let output = Command::new(python())
@@ -80,6 +93,15 @@ async fn a_python_grpcio_client_records_decides_and_watches_on_the_registry() {
         .args(["--proto", &repository().join("proto").display().to_string()])
         .args(["--endpoint", &cluster.endpoints()[0]])
         .args(["--nhs-number", "9000000017"])
+        .args(["--ca", &pki.ca_cert().display().to_string()])
+        .args([
+            "--cert",
+            &pki.service_cert("registry-admin").display().to_string(),
+        ])
+        .args([
+            "--key",
+            &pki.service_key("registry-admin").display().to_string(),
+        ])
         .output()
         .expect("running the Python client");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

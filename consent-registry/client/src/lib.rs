@@ -17,5 +17,5 @@ pub mod compact;
 pub mod follower;
 
 pub use cache::{CacheHealth, RegistryPolicy};
-pub use client::{RegistryClient, Retry};
+pub use client::{RegistryClient, RegistryTls, Retry, TlsConnector};
 pub use follower::follow;

@@ -7,6 +7,7 @@ use lhcie_proto::registry as pb;
 use lhcie_proto::registry::cluster_admin_server::ClusterAdmin;
 use openraft::ChangeMembers;
 
+use crate::api::authorise::Authentication;
 use crate::api::leader::Leadership;
 use crate::types::{Node, NodeId, Raft};
 
@@ -16,15 +17,23 @@ pub struct ClusterAdminService {
     leadership: Leadership,
     /// The members the cluster is formed with by `Initialize`.
     initial: BTreeMap<NodeId, Node>,
+    /// Only the administration tool may call.
+    auth: Authentication,
 }
 
 impl ClusterAdminService {
     /// Administers `raft`; `Initialize` forms the cluster of `initial`.
-    pub fn new(raft: Raft, node_id: NodeId, initial: BTreeMap<NodeId, Node>) -> Self {
+    pub fn new(
+        raft: Raft,
+        node_id: NodeId,
+        initial: BTreeMap<NodeId, Node>,
+        auth: Authentication,
+    ) -> Self {
         Self {
             leadership: Leadership::new(raft.clone(), node_id),
             raft,
             initial,
+            auth,
         }
     }
 }
@@ -37,8 +46,9 @@ fn reply(detail: String) -> tonic::Response<pb::AdminReply> {
 impl ClusterAdmin for ClusterAdminService {
     async fn initialize(
         &self,
-        _request: tonic::Request<pb::InitializeRequest>,
+        request: tonic::Request<pb::InitializeRequest>,
     ) -> Result<tonic::Response<pb::AdminReply>, tonic::Status> {
+        self.auth.authorise_cluster_admin(&request, "Initialize")?;
         self.raft
             .initialize(self.initial.clone())
             .await
@@ -53,6 +63,7 @@ impl ClusterAdmin for ClusterAdminService {
         &self,
         request: tonic::Request<pb::AddNodeRequest>,
     ) -> Result<tonic::Response<pb::AdminReply>, tonic::Status> {
+        let caller = self.auth.authorise_cluster_admin(&request, "AddNode")?;
         self.leadership.require()?;
         let request = request.into_inner();
         if request.node_id == 0 || request.raft_address.is_empty() || request.api_address.is_empty()
@@ -77,7 +88,7 @@ impl ClusterAdmin for ClusterAdminService {
             )
             .await
             .map_err(|e| self.leadership.write_failed(e))?;
-        tracing::info!(node = request.node_id, "node added as a voter");
+        tracing::info!(node = request.node_id, by = %caller.identity, "node added as a voter");
         Ok(reply(format!("node {} is a voter", request.node_id)))
     }
 
@@ -85,6 +96,7 @@ impl ClusterAdmin for ClusterAdminService {
         &self,
         request: tonic::Request<pb::RemoveNodeRequest>,
     ) -> Result<tonic::Response<pb::AdminReply>, tonic::Status> {
+        let caller = self.auth.authorise_cluster_admin(&request, "RemoveNode")?;
         self.leadership.require()?;
         let node_id = request.into_inner().node_id;
         self.raft
@@ -94,7 +106,7 @@ impl ClusterAdmin for ClusterAdminService {
             )
             .await
             .map_err(|e| self.leadership.write_failed(e))?;
-        tracing::info!(node = node_id, "node removed");
+        tracing::info!(node = node_id, by = %caller.identity, "node removed");
         Ok(reply(format!("node {node_id} is no longer a member")))
     }
 }

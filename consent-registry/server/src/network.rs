@@ -3,11 +3,14 @@
 //! from the public API. Raft's messages travel as postcard inside a
 //! `RaftPayload`; a reply carries the remote node's `Result`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lhcie_proto::registry::RaftPayload;
 use lhcie_proto::registry::raft_internal_client::RaftInternalClient;
 use lhcie_proto::registry::raft_internal_server::RaftInternal;
+use lhcie_registry_client::TlsConnector;
+use lhcie_tls::Principal;
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
     Unreachable,
@@ -20,6 +23,8 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
+
+use crate::api::authorise::Authentication;
 
 use crate::types::{Node, NodeId, Raft, TypeConfig};
 
@@ -47,23 +52,44 @@ fn from_payload<T: DeserializeOwned>(payload: &RaftPayload) -> Result<T, postcar
     postcard::from_bytes(&payload.data)
 }
 
-/// Makes connections to other nodes.
+/// Makes connections to other nodes: with mutual TLS (this node's
+/// certificate, the cluster's CA, and the other node's certificate must
+/// name the node it is meant to be, `urn:lhcie:registry-node:<target>`)
+/// unless the node is a plaintext development node.
 #[derive(Debug, Clone, Default)]
-pub struct Network;
+pub struct Network {
+    tls: Option<lhcie_tls::principal_verifier::Pem>,
+}
+
+impl Network {
+    /// Connections with this node's TLS identity (None: plaintext,
+    /// loopback development).
+    pub fn new(tls: Option<lhcie_tls::principal_verifier::Pem>) -> Self {
+        Self { tls }
+    }
+
+    fn channel(&self, target: NodeId, address: &str) -> Result<Channel, String> {
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10));
+        let Some(pem) = &self.tls else {
+            return Ok(endpoint.connect_lazy());
+        };
+        let accept: lhcie_tls::principal_verifier::AcceptPrincipal =
+            Arc::new(move |principal| *principal == Principal::RegistryNode(target));
+        let config = lhcie_tls::principal_verifier::client_config_from_pem(pem, accept)
+            .map_err(|e| e.to_string())?;
+        Ok(endpoint.connect_with_connector_lazy(TlsConnector::new(config)))
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> Self::Network {
-        let channel = Endpoint::from_shared(format!("http://{}", node.raft_address))
-            .map(|endpoint| {
-                endpoint
-                    .connect_timeout(Duration::from_secs(2))
-                    .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(10))
-                    .connect_lazy()
-            })
-            .map_err(|e| e.to_string());
+        let channel = self.channel(target, &node.raft_address);
         Connection { target, channel }
     }
 }
@@ -169,15 +195,50 @@ impl RaftNetwork<TypeConfig> for Connection {
     }
 }
 
-/// The server side: hands messages from other nodes to the local Raft.
+/// The server side: hands messages from other nodes to the local Raft,
+/// only from members (see `RaftService::is_member`).
 pub struct RaftService {
     raft: Raft,
+    auth: Authentication,
+    /// The configured initial members.
+    configured: std::collections::BTreeSet<NodeId>,
 }
 
 impl RaftService {
-    /// Serves `raft`.
-    pub fn new(raft: Raft) -> Self {
-        Self { raft }
+    /// Serves `raft`; `configured` are the configured initial members.
+    pub fn new(
+        raft: Raft,
+        auth: Authentication,
+        configured: std::collections::BTreeSet<NodeId>,
+    ) -> Self {
+        Self {
+            raft,
+            auth,
+            configured,
+        }
+    }
+
+    /// Whether node `id` may send Raft messages here: a configured initial
+    /// member, or a node of the current membership (voter or learner). A
+    /// node with no membership yet (one waiting to be added with `cluster
+    /// add`) accepts any registry node certificate of its CA, as it cannot
+    /// know its cluster before it is contacted.
+    fn is_member(&self, id: NodeId) -> bool {
+        if self.configured.contains(&id) {
+            return true;
+        }
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let mut nodes = membership.nodes().peekable();
+        if nodes.peek().is_none() {
+            return true;
+        }
+        nodes.any(|(member, _)| *member == id)
+    }
+
+    fn check<T>(&self, request: &tonic::Request<T>, rpc: &str) -> Result<(), tonic::Status> {
+        self.auth
+            .authorise_raft(request, rpc, |id| self.is_member(id))
     }
 }
 
@@ -197,6 +258,7 @@ impl RaftInternal for RaftService {
         &self,
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        self.check(&request, "AppendEntries")?;
         let rpc: AppendEntriesRequest<TypeConfig> =
             from_payload(request.get_ref()).map_err(bad_payload)?;
         reply(&self.raft.append_entries(rpc).await)
@@ -206,6 +268,7 @@ impl RaftInternal for RaftService {
         &self,
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        self.check(&request, "Vote")?;
         let rpc: VoteRequest<NodeId> = from_payload(request.get_ref()).map_err(bad_payload)?;
         reply(&self.raft.vote(rpc).await)
     }
@@ -214,6 +277,7 @@ impl RaftInternal for RaftService {
         &self,
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        self.check(&request, "InstallSnapshot")?;
         let rpc: InstallSnapshotRequest<TypeConfig> =
             from_payload(request.get_ref()).map_err(bad_payload)?;
         reply(&self.raft.install_snapshot(rpc).await)

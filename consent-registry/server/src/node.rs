@@ -19,6 +19,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::RegistryApi;
+use crate::api::authorise::{Authentication, Role};
 use crate::cluster::ClusterAdminService;
 use crate::network::{MAX_RAFT_MESSAGE, Network, RaftService};
 use crate::store::{self, StoreOptions};
@@ -112,10 +113,26 @@ pub async fn run(
     };
 
     let node_id = config.node_id;
+    let tls = Tls::load(&config)?;
+    let auth = match &tls {
+        Some(_) => Authentication::Tls,
+        None => {
+            tracing::warn!(
+                "api.insecure_plaintext: no TLS and no authentication on either port (loopback development only)"
+            );
+            Authentication::Insecure {
+                acts_as: config
+                    .api
+                    .insecure_acts_as
+                    .as_deref()
+                    .and_then(Role::of_service),
+            }
+        }
+    };
     let raft = Raft::new(
         node_id,
         Arc::new(raft_config(&config)?),
-        Network,
+        Network::new(tls.as_ref().map(|t| t.client.clone())),
         log,
         state_machine,
     )
@@ -135,23 +152,39 @@ pub async fn run(
         config.api.max_decide_batch,
         Duration::from_millis(config.api.watch_heartbeat_ms),
         shutdown.clone(),
+        auth.clone(),
     );
-    let raft_server = tonic::transport::Server::builder()
+    let mut raft_builder = tonic::transport::Server::builder();
+    let mut api_builder = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        raft_builder = raft_builder
+            .tls_config(tls.server.clone())
+            .context("TLS on the Raft port")?;
+        api_builder = api_builder
+            .tls_config(tls.server.clone())
+            .context("TLS on the API port")?;
+    }
+    let raft_server = raft_builder
         .add_service(
-            RaftInternalServer::new(RaftService::new(raft.clone()))
-                .max_decoding_message_size(MAX_RAFT_MESSAGE)
-                .max_encoding_message_size(MAX_RAFT_MESSAGE),
+            RaftInternalServer::new(RaftService::new(
+                raft.clone(),
+                auth.clone(),
+                initial.keys().copied().collect(),
+            ))
+            .max_decoding_message_size(MAX_RAFT_MESSAGE)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE),
         )
         .add_service(ClusterAdminServer::new(ClusterAdminService::new(
             raft.clone(),
             node_id,
             initial.clone(),
+            auth,
         )))
         .serve_with_incoming_shutdown(TcpListenerStream::new(raft_listener), {
             let shutdown = shutdown.clone();
             async move { shutdown.cancelled().await }
         });
-    let api_server = tonic::transport::Server::builder()
+    let api_server = api_builder
         .add_service(
             ConsentRegistryServer::new(api)
                 .max_decoding_message_size(MAX_API_MESSAGE)
@@ -184,6 +217,30 @@ pub async fn run(
     }
     registry.flush().await?;
     Ok(())
+}
+
+/// A node's mutual TLS: as a server (both ports) and as a client of the
+/// other nodes.
+struct Tls {
+    server: tonic::transport::ServerTlsConfig,
+    client: lhcie_tls::principal_verifier::Pem,
+}
+
+impl Tls {
+    fn load(config: &RegistryConfig) -> anyhow::Result<Option<Self>> {
+        let Some(section) = &config.tls else {
+            return Ok(None);
+        };
+        let server = lhcie_tls::tonic_config::server(&section.cert, &section.key, &section.ca)
+            .context("[tls]")?;
+        let client =
+            lhcie_tls::principal_verifier::Pem::read(&section.ca, &section.cert, &section.key)
+                .context("[tls]")?;
+        // Checked now rather than at the first connection.
+        lhcie_tls::principal_verifier::client_config_from_pem(&client, Arc::new(|_| true))
+            .context("[tls]")?;
+        Ok(Some(Self { server, client }))
+    }
 }
 
 /// Installs the recorder and serves `/metrics` if `[metrics]` asks for it;

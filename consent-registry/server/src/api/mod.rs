@@ -1,13 +1,15 @@
 //! The public registry API (`lhcie.registry.v1.ConsentRegistry`), served
 //! by the leader.
 //!
-//! - [`writes`]: who is asking, proposing commands, broken rules as
-//!   statuses.
+//! - [`authorise`]: who is asking (the client certificate) and what they
+//!   may call: the authorisation table.
+//! - [`writes`]: proposing commands, broken rules as statuses.
 //! - [`leader`]: redirecting to the leader, and the periodic proof of
 //!   leadership that watch heartbeats carry.
 //! - [`watch`]: the change feed caches follow.
 //! - `decide`: decisions on the registry's own copy.
 
+pub mod authorise;
 mod decide;
 pub mod leader;
 pub mod watch;
@@ -28,9 +30,9 @@ use pb::consent_registry_server::ConsentRegistry;
 use time::OffsetDateTime;
 use tokio_stream::wrappers::ReceiverStream;
 
+use self::authorise::{Authentication, Rpc, WatchLimits};
 use self::leader::Leadership;
 use self::watch::WatchContext;
-use self::writes::actor;
 use crate::store::Registry;
 use crate::types::{NodeId, Outcome, Raft};
 
@@ -48,6 +50,8 @@ pub struct RegistryApi {
     pub(crate) consent_model: ConsentModel,
     pub(crate) max_batch: usize,
     pub(crate) watch: WatchContext,
+    pub(crate) auth: Authentication,
+    pub(crate) watch_limits: WatchLimits,
 }
 
 impl RegistryApi {
@@ -62,6 +66,7 @@ impl RegistryApi {
         max_batch: usize,
         watch_heartbeat: std::time::Duration,
         shutdown: tokio_util::sync::CancellationToken,
+        auth: Authentication,
     ) -> Self {
         let leadership = Leadership::new(raft.clone(), node_id);
         let confirmations =
@@ -83,7 +88,14 @@ impl RegistryApi {
             consent_model,
             max_batch,
             watch,
+            auth,
+            watch_limits: WatchLimits::default(),
         }
+    }
+
+    /// The caller's identity, recorded as the actor, if it may call `rpc`.
+    fn actor<T>(&self, request: &tonic::Request<T>, rpc: Rpc) -> Result<String, tonic::Status> {
+        Ok(self.auth.authorise(request, rpc)?.identity)
     }
 
     fn agreement_reply(&self, revision: u64, agreement: &Agreement) -> pb::AgreementReply {
@@ -95,10 +107,9 @@ impl RegistryApi {
 
     async fn agreement_command(
         &self,
-        request: tonic::Request<impl Sized>,
+        actor: String,
         command: Command,
     ) -> Result<tonic::Response<pb::AgreementReply>, tonic::Status> {
-        let actor = actor(&request)?;
         match self.propose(command, actor).await? {
             (revision, Outcome::Agreement(agreement)) => Ok(tonic::Response::new(
                 self.agreement_reply(revision, &agreement),
@@ -177,6 +188,33 @@ fn patient(value: &str) -> Result<NhsNumber, tonic::Status> {
         .map_err(|e| tonic::Status::invalid_argument(format!("nhs_number: {e}")))
 }
 
+impl RegistryApi {
+    /// A signature for a region or exchange party must come from an
+    /// organisation of that region or exchange (an organisation party's
+    /// own code is checked by the agreement).
+    fn check_signatory(&self, signature: &Signature) -> Result<(), tonic::Status> {
+        if matches!(signature.party, IsaParty::Organisation(_)) {
+            return Ok(());
+        }
+        let code = &signature.organisation;
+        let belongs = self.placements.placement(code).is_some_and(|at| {
+            signature.party.includes(&OrgRef {
+                ods_code: code,
+                exchange: &at.exchange,
+                region: &at.region,
+            })
+        });
+        if belongs {
+            Ok(())
+        } else {
+            Err(tonic::Status::failed_precondition(format!(
+                "organisation {code} cannot sign for party {}: it is not one of its organisations",
+                signature.party
+            )))
+        }
+    }
+}
+
 fn store_failed(error: crate::store::StoreFailure) -> tonic::Status {
     tonic::Status::internal(format!("registry store: {error}"))
 }
@@ -190,81 +228,92 @@ impl ConsentRegistry for RegistryApi {
         &self,
         request: tonic::Request<pb::DraftIsaRequest>,
     ) -> Result<tonic::Response<pb::AgreementReply>, tonic::Status> {
-        let body = request.get_ref().clone();
+        let actor = self.actor(&request, Rpc::DraftIsa)?;
+        let body = request.into_inner();
         let command = Command::DraftIsa {
             id: id(body.isa_id, "isa_id")?,
             terms: terms(body.terms)?,
         };
-        self.agreement_command(request, command).await
+        self.agreement_command(actor, command).await
     }
 
     async fn amend_isa(
         &self,
         request: tonic::Request<pb::AmendIsaRequest>,
     ) -> Result<tonic::Response<pb::AgreementReply>, tonic::Status> {
-        let body = request.get_ref().clone();
+        let actor = self.actor(&request, Rpc::AmendIsa)?;
+        let body = request.into_inner();
         let command = Command::AmendIsa {
             id: id(body.isa_id, "isa_id")?,
             terms: terms(body.terms)?,
         };
-        self.agreement_command(request, command).await
+        self.agreement_command(actor, command).await
     }
 
     async fn sign_isa(
         &self,
         request: tonic::Request<pb::SignIsaRequest>,
     ) -> Result<tonic::Response<pb::AgreementReply>, tonic::Status> {
-        let body = request.get_ref().clone();
-        let signature = Signature::try_from(required(body.signature, "signature")?)
+        let actor = self.actor(&request, Rpc::SignIsa)?;
+        let body = request.into_inner();
+        let mut signature = Signature::try_from(required(body.signature, "signature")?)
             .map_err(|e| invalid(e.within("signature")))?;
+        self.check_signatory(&signature)?;
+        // The person is asserted by the caller; the record says which
+        // authenticated service asserted it.
+        signature.signer = format!("{} (asserted by {actor})", signature.signer.trim());
         let command = Command::SignIsa {
             id: id(body.isa_id, "isa_id")?,
             version: body.version,
             signature,
         };
-        self.agreement_command(request, command).await
+        self.agreement_command(actor, command).await
     }
 
     async fn suspend_isa(
         &self,
         request: tonic::Request<pb::IsaStatusRequest>,
     ) -> Result<tonic::Response<pb::AgreementReply>, tonic::Status> {
-        let body = request.get_ref().clone();
+        let actor = self.actor(&request, Rpc::SuspendIsa)?;
+        let body = request.into_inner();
         let command = Command::SuspendIsa {
             id: id(body.isa_id, "isa_id")?,
             reason: id(body.reason, "reason")?,
         };
-        self.agreement_command(request, command).await
+        self.agreement_command(actor, command).await
     }
 
     async fn reinstate_isa(
         &self,
         request: tonic::Request<pb::IsaStatusRequest>,
     ) -> Result<tonic::Response<pb::AgreementReply>, tonic::Status> {
-        let body = request.get_ref().clone();
+        let actor = self.actor(&request, Rpc::ReinstateIsa)?;
+        let body = request.into_inner();
         let command = Command::ReinstateIsa {
             id: id(body.isa_id, "isa_id")?,
             reason: id(body.reason, "reason")?,
         };
-        self.agreement_command(request, command).await
+        self.agreement_command(actor, command).await
     }
 
     async fn revoke_isa(
         &self,
         request: tonic::Request<pb::IsaStatusRequest>,
     ) -> Result<tonic::Response<pb::AgreementReply>, tonic::Status> {
-        let body = request.get_ref().clone();
+        let actor = self.actor(&request, Rpc::RevokeIsa)?;
+        let body = request.into_inner();
         let command = Command::RevokeIsa {
             id: id(body.isa_id, "isa_id")?,
             reason: id(body.reason, "reason")?,
         };
-        self.agreement_command(request, command).await
+        self.agreement_command(actor, command).await
     }
 
     async fn get_isa(
         &self,
         request: tonic::Request<pb::GetIsaRequest>,
     ) -> Result<tonic::Response<pb::AgreementReply>, tonic::Status> {
+        self.auth.authorise(&request, Rpc::GetIsa)?;
         self.leadership.require()?;
         let isa_id = id(request.into_inner().isa_id, "isa_id")?;
         let revision = self.registry.revision();
@@ -281,6 +330,7 @@ impl ConsentRegistry for RegistryApi {
         &self,
         request: tonic::Request<pb::ListIsasRequest>,
     ) -> Result<tonic::Response<pb::ListIsasResponse>, tonic::Status> {
+        self.auth.authorise(&request, Rpc::ListIsas)?;
         self.leadership.require()?;
         let party = request.into_inner().party_ods_code;
         let revision = self.registry.revision();
@@ -321,7 +371,7 @@ impl ConsentRegistry for RegistryApi {
         &self,
         request: tonic::Request<pb::SetDirectiveRequest>,
     ) -> Result<tonic::Response<pb::DirectiveReply>, tonic::Status> {
-        let actor = actor(&request)?;
+        let actor = self.actor(&request, Rpc::SetDirective)?;
         let directive = Directive::try_from(required(request.into_inner().directive, "directive")?)
             .map_err(|e| invalid(e.within("directive")))?;
         self.directive_command(actor, Command::SetDirective(directive))
@@ -332,7 +382,7 @@ impl ConsentRegistry for RegistryApi {
         &self,
         request: tonic::Request<pb::WithdrawDirectiveRequest>,
     ) -> Result<tonic::Response<pb::DirectiveReply>, tonic::Status> {
-        let actor = actor(&request)?;
+        let actor = self.actor(&request, Rpc::WithdrawDirective)?;
         let body = request.into_inner();
         let command = Command::WithdrawDirective {
             id: id(body.directive_id, "directive_id")?,
@@ -345,6 +395,7 @@ impl ConsentRegistry for RegistryApi {
         &self,
         request: tonic::Request<pb::PatientRequest>,
     ) -> Result<tonic::Response<pb::ListDirectivesResponse>, tonic::Status> {
+        self.auth.authorise(&request, Rpc::ListDirectives)?;
         self.leadership.require()?;
         let nhs_number = patient(&request.into_inner().nhs_number)?;
         let revision = self.registry.revision();
@@ -362,6 +413,7 @@ impl ConsentRegistry for RegistryApi {
         &self,
         request: tonic::Request<pb::PatientRequest>,
     ) -> Result<tonic::Response<pb::DirectiveHistoryResponse>, tonic::Status> {
+        self.auth.authorise(&request, Rpc::DirectiveHistory)?;
         self.leadership.require()?;
         let nhs_number = patient(&request.into_inner().nhs_number)?;
         let events = self.registry.history(&nhs_number).map_err(store_failed)?;
@@ -381,7 +433,7 @@ impl ConsentRegistry for RegistryApi {
         &self,
         request: tonic::Request<tonic::Streaming<pb::ImportDirectivesRequest>>,
     ) -> Result<tonic::Response<pb::ImportDirectivesResponse>, tonic::Status> {
-        let actor = actor(&request)?;
+        let actor = self.actor(&request, Rpc::ImportDirectives)?;
         self.leadership.require()?;
         let mut batches = request.into_inner();
         let mut reply = pb::ImportDirectivesResponse::default();
@@ -429,7 +481,7 @@ impl ConsentRegistry for RegistryApi {
         &self,
         request: tonic::Request<pb::GrantCarerRequest>,
     ) -> Result<tonic::Response<pb::CarerGrantReply>, tonic::Status> {
-        let actor = actor(&request)?;
+        let actor = self.actor(&request, Rpc::GrantCarer)?;
         let grant = CarerGrant::try_from(required(request.into_inner().grant, "grant")?)
             .map_err(|e| invalid(e.within("grant")))?;
         self.grant_command(actor, Command::GrantCarer(grant)).await
@@ -439,7 +491,7 @@ impl ConsentRegistry for RegistryApi {
         &self,
         request: tonic::Request<pb::RevokeCarerRequest>,
     ) -> Result<tonic::Response<pb::CarerGrantReply>, tonic::Status> {
-        let actor = actor(&request)?;
+        let actor = self.actor(&request, Rpc::RevokeCarer)?;
         let body = request.into_inner();
         let command = Command::RevokeCarer {
             id: id(body.grant_id, "grant_id")?,
@@ -452,6 +504,7 @@ impl ConsentRegistry for RegistryApi {
         &self,
         request: tonic::Request<pb::PatientRequest>,
     ) -> Result<tonic::Response<pb::ListCarerGrantsResponse>, tonic::Status> {
+        self.auth.authorise(&request, Rpc::ListCarerGrants)?;
         self.leadership.require()?;
         let nhs_number = patient(&request.into_inner().nhs_number)?;
         let grants = self.registry.grants_of(&nhs_number).map_err(store_failed)?;
@@ -464,6 +517,7 @@ impl ConsentRegistry for RegistryApi {
         &self,
         request: tonic::Request<pb::DecideRequest>,
     ) -> Result<tonic::Response<pb::Decision>, tonic::Status> {
+        self.auth.authorise(&request, Rpc::Decide)?;
         self.leadership.require()?;
         self.decide_one(request.into_inner())
             .map(tonic::Response::new)
@@ -473,6 +527,7 @@ impl ConsentRegistry for RegistryApi {
         &self,
         request: tonic::Request<pb::DecideBatchRequest>,
     ) -> Result<tonic::Response<pb::DecideBatchResponse>, tonic::Status> {
+        self.auth.authorise(&request, Rpc::DecideBatch)?;
         self.leadership.require()?;
         let requests = request.into_inner().requests;
         if requests.len() > self.max_batch {
@@ -503,17 +558,24 @@ impl ConsentRegistry for RegistryApi {
         &self,
         request: tonic::Request<pb::WatchRequest>,
     ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        let caller = self.auth.authorise(&request, Rpc::Watch)?;
         self.leadership.require()?;
+        let place = self.watch_limits.take(&caller.identity)?;
         let from = request.into_inner().from_revision;
         let (out, events) = tokio::sync::mpsc::channel(1024);
-        tokio::spawn(watch::run(self.watch.clone(), from, out));
+        let context = self.watch.clone();
+        tokio::spawn(async move {
+            let _place = place;
+            watch::run(context, from, out).await
+        });
         Ok(tonic::Response::new(Box::pin(ReceiverStream::new(events))))
     }
 
     async fn status(
         &self,
-        _request: tonic::Request<pb::StatusRequest>,
+        request: tonic::Request<pb::StatusRequest>,
     ) -> Result<tonic::Response<pb::StatusResponse>, tonic::Status> {
+        self.auth.authorise(&request, Rpc::Status)?;
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();

@@ -1,4 +1,4 @@
-//! Replicated writes: who asks, proposing to Raft, and what broken rules
+//! Replicated writes: proposing to Raft (as the authenticated caller), and what broken rules
 //! mean on the wire.
 
 use std::time::{Duration, Instant};
@@ -10,28 +10,14 @@ use super::RegistryApi;
 use crate::metrics::WriteResult;
 use crate::types::{Applied, Outcome};
 
-/// The metadata entry naming the caller.
+/// The metadata entry older clients named themselves in. It has no
+/// authority: the actor is the caller's certificate identity
+/// (`authorise`).
 pub const ACTOR_HEADER: &str = "lhcie-actor";
 
 /// How long a write may wait to be committed before the caller is told
 /// its outcome is unknown.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The caller, from the `lhcie-actor` header.
-pub fn actor<T>(request: &tonic::Request<T>) -> Result<String, tonic::Status> {
-    let actor = request
-        .metadata()
-        .get(ACTOR_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .map(str::trim)
-        .unwrap_or_default();
-    if actor.is_empty() || actor.len() > 200 || actor.chars().any(char::is_control) {
-        return Err(tonic::Status::unauthenticated(format!(
-            "name yourself in the {ACTOR_HEADER} header (1 to 200 printable characters): changes record who made them"
-        )));
-    }
-    Ok(actor.to_owned())
-}
 
 /// A broken rule on the wire. Messages name records by id, never a
 /// patient.

@@ -190,11 +190,33 @@ async fn leader_raft_address(client: &RegistryClient) -> anyhow::Result<String> 
         .ok_or_else(|| anyhow::anyhow!("no leader is known yet; retry shortly"))
 }
 
-pub async fn cluster(client: &RegistryClient, command: &ClusterCommand) -> anyhow::Result<()> {
+pub async fn cluster(
+    client: &RegistryClient,
+    tls: Option<&lhcie_registry_client::RegistryTls>,
+    command: &ClusterCommand,
+) -> anyhow::Result<()> {
     let address = leader_raft_address(client).await?;
-    let mut admin = ClusterAdminClient::connect(format!("http://{address}"))
+    let endpoint = match tls {
+        Some(tls) => {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+            };
+            let config = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(read(&tls.ca)?))
+                .identity(tonic::transport::Identity::from_pem(
+                    read(&tls.cert)?,
+                    read(&tls.key)?,
+                ));
+            tonic::transport::Endpoint::from_shared(format!("https://{address}"))?
+                .tls_config(config)?
+        }
+        None => tonic::transport::Endpoint::from_shared(format!("http://{address}"))?,
+    };
+    let channel = endpoint
+        .connect()
         .await
         .with_context(|| format!("connecting to the leader's Raft port {address}"))?;
+    let mut admin = ClusterAdminClient::new(channel);
     let reply = match command {
         ClusterCommand::Add { id, raft, api } => {
             admin
@@ -242,10 +264,25 @@ pub async fn seed(client: &RegistryClient, policy: &Path, topology: &Path) -> an
             }
         }
         for signature in &first.signatures {
+            // The policy file signs a region or exchange party in the
+            // name of no organisation; the registry wants one of the
+            // party's own organisations to sign for it.
+            let mut signature = signature.clone();
+            if let Some(code) = topology.exchanges().iter().find_map(|exchange| {
+                exchange.organisations.iter().find(|code| {
+                    signature.party.includes(&lhcie_consent::OrgRef {
+                        ods_code: code,
+                        exchange: &exchange.id,
+                        region: &exchange.region,
+                    })
+                })
+            }) {
+                signature.organisation = code.clone();
+            }
             let request = pb::SignIsaRequest {
                 isa_id: agreement.id.clone(),
                 version: first.version,
-                signature: Some(signature.clone().into()),
+                signature: Some(signature.into()),
             };
             client
                 .unary(Retry::OnlyIfNotSent, &request, |mut c, r| async move {
@@ -312,6 +349,17 @@ pub fn check_config(file: &Path) -> anyhow::Result<()> {
     match &config.metrics {
         Some(metrics) => println!("metrics on http://{}/metrics", metrics.listen),
         None => println!("no metrics endpoint"),
+    }
+    match &config.tls {
+        Some(tls) => println!(
+            "mutual TLS on both ports: CA {}, node certificate {}",
+            tls.ca.display(),
+            tls.cert.display()
+        ),
+        None => println!(
+            "PLAINTEXT on loopback (development): callers act as {}",
+            config.api.insecure_acts_as.as_deref().unwrap_or("nobody")
+        ),
     }
     println!(
         "consent model {:?}; topology {} with {} organisations",

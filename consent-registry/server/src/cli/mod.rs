@@ -32,9 +32,20 @@ struct Cli {
         value_delimiter = ','
     )]
     registry: Vec<String>,
-    /// Who you are: recorded on every change you make.
+    /// Who you are, for your own records only: every change is recorded as
+    /// made by the identity of your client certificate
+    /// (`urn:lhcie:service:registry-admin`), never by this name.
     #[arg(long, global = true, env = "LHCIE_ACTOR")]
     actor: Option<String>,
+    /// The CA the registry nodes' certificates chain to (mutual TLS).
+    #[arg(long, global = true, env = "LHCIE_REGISTRY_CA", requires_all = ["cert", "key"])]
+    ca: Option<PathBuf>,
+    /// Your client certificate (`urn:lhcie:service:registry-admin`).
+    #[arg(long, global = true, env = "LHCIE_REGISTRY_CERT", requires_all = ["ca", "key"])]
+    cert: Option<PathBuf>,
+    /// Your client certificate's key.
+    #[arg(long, global = true, env = "LHCIE_REGISTRY_KEY", requires_all = ["ca", "cert"])]
+    key: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -125,7 +136,24 @@ fn client(cli: &Cli) -> anyhow::Result<RegistryClient> {
             std::env::var("USER").unwrap_or_else(|_| "unknown".into())
         )
     });
-    Ok(RegistryClient::new(cli.registry.clone(), actor)?)
+    let client = RegistryClient::new(cli.registry.clone(), actor)?;
+    Ok(match tls(cli) {
+        Some(tls) => client.with_tls(&tls)?,
+        None => client,
+    })
+}
+
+/// Mutual TLS, if `--ca`, `--cert` and `--key` are given.
+fn tls(cli: &Cli) -> Option<lhcie_registry_client::RegistryTls> {
+    match (&cli.ca, &cli.cert, &cli.key) {
+        (Some(ca), Some(cert), Some(key)) => Some(lhcie_registry_client::RegistryTls {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+            nodes: Vec::new(),
+        }),
+        _ => None,
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -155,7 +183,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Carer(command) => directive::run_carer(&client(&cli)?, command).await,
         Command::Decide(args) => admin::decide(&client(&cli)?, args).await,
         Command::Status => admin::status(&client(&cli)?).await,
-        Command::Cluster(command) => admin::cluster(&client(&cli)?, command).await,
+        Command::Cluster(command) => {
+            admin::cluster(&client(&cli)?, tls(&cli).as_ref(), command).await
+        }
         Command::Seed { policy, topology } => admin::seed(&client(&cli)?, policy, topology).await,
     }
 }

@@ -12,7 +12,12 @@
 //!
 //! File: records of `u32` little-endian length then postcard, from a
 //! header to an end record that counts them, so a truncated file is
-//! refused.
+//! refused. A record's length is checked against [`MAX_RECORD`] before
+//! anything is allocated for it.
+//!
+//! File names are always made here, from numbers: never from the
+//! `snapshot_id` a peer sends with a snapshot it installs (the id is kept in
+//! `meta` only as a label).
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -31,9 +36,14 @@ use crate::types::{Change, HistoryEvent, Node, NodeId, TypeConfig};
 
 const FORMAT: u32 = 1;
 
+/// The longest record a snapshot may hold: one Raft entry's changes can be
+/// no larger than a Raft message (`network::MAX_RAFT_MESSAGE`, 64 MiB), and
+/// every other record is one agreement, directive, event or grant.
+pub(super) const MAX_RECORD: usize = 64 * 1024 * 1024;
+
 /// One record of a snapshot file.
 #[derive(Debug, Serialize, Deserialize)]
-enum Record {
+pub(super) enum Record {
     Header { format: u32 },
     Agreement(Agreement),
     Directive(Directive),
@@ -59,10 +69,16 @@ fn write_record(out: &mut impl Write, record: &Record) -> Result<(), StoreFailur
     Ok(())
 }
 
-fn read_record(input: &mut impl Read) -> Result<Record, StoreFailure> {
+pub(super) fn read_record(input: &mut impl Read) -> Result<Record, StoreFailure> {
     let mut length = [0u8; 4];
     input.read_exact(&mut length)?;
-    let mut body = vec![0u8; u32::from_le_bytes(length) as usize];
+    let length = u32::from_le_bytes(length) as usize;
+    if length > MAX_RECORD {
+        return Err(StoreFailure::Inconsistent(format!(
+            "a snapshot record of {length} bytes; the limit is {MAX_RECORD}"
+        )));
+    }
+    let mut body = vec![0u8; length];
     input.read_exact(&mut body)?;
     decode(&body)
 }
@@ -231,7 +247,7 @@ pub(crate) async fn install(
 ) -> Result<(), StoreFailure> {
     let stored = StoredSnapshot {
         meta: meta.clone(),
-        file: format!("{}.snap", meta.snapshot_id),
+        file: installed_file_name(meta),
     };
     let path = registry.snapshot_dir.join(&stored.file);
     received.seek(std::io::SeekFrom::Start(0)).await?;
@@ -245,6 +261,17 @@ pub(crate) async fn install(
         .insert(PENDING_INSTALL, encode(&stored)?)?;
     registry.trees.db.flush_async().await?;
     finish_install(registry.clone(), stored).await
+}
+
+/// The local file name of a snapshot received from a peer: made from the
+/// numbers of its last log id and a local sequence, never from the peer's
+/// `snapshot_id` (which could be `../../x` or an absolute path).
+pub(super) fn installed_file_name(meta: &SnapshotMeta<NodeId, Node>) -> String {
+    let (term, index) = meta
+        .last_log_id
+        .map(|id| (id.leader_id.term, id.index))
+        .unwrap_or((0, 0));
+    format!("installed-{term}-{index}-{}.snap", uuid_like())
 }
 
 /// Finishes an install that a crash interrupted (on open).

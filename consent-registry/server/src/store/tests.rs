@@ -456,3 +456,70 @@ async fn log_entries_survive_reopening() {
         matches!(&read[0].payload, EntryPayload::Normal(p) if matches!(p.command, Command::DraftIsa { .. } | Command::SetDirective(_) | Command::GrantCarer(_) | Command::WithdrawDirective { .. }))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_snapshot_id_never_names_a_file() {
+    let (_s_dir, _s_log, mut source, _) = fresh().await;
+    source.apply(workload(1, 20)).await.unwrap();
+    let built = source
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let mut bytes = Vec::new();
+    {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let mut file = built.snapshot;
+        file.seek(std::io::SeekFrom::Start(0)).await.unwrap();
+        file.read_to_end(&mut bytes).await.unwrap();
+    }
+
+    let root = tempfile::tempdir().unwrap();
+    let node_dir = root.path().join("a").join("b");
+    std::fs::create_dir_all(&node_dir).unwrap();
+    let (_log, mut target, registry) = open(&node_dir, StoreOptions::default()).await.unwrap();
+    for hostile in ["../../x", "/tmp/lhcie-snapshot-escape", "..\\..\\y"] {
+        let mut meta = built.meta.clone();
+        meta.snapshot_id = hostile.into();
+        let mut incoming = target.begin_receiving_snapshot().await.unwrap();
+        use tokio::io::AsyncWriteExt;
+        incoming.write_all(&bytes).await.unwrap();
+        target.install_snapshot(&meta, incoming).await.unwrap();
+        // Nothing was written outside the snapshot directory.
+        assert!(!root.path().join("x.snap").exists());
+        assert!(!root.path().join("a").join("x.snap").exists());
+        assert!(!std::path::Path::new("/tmp/lhcie-snapshot-escape.snap").exists());
+        let files: Vec<String> = std::fs::read_dir(&registry.snapshot_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(
+            files[0].starts_with("installed-") && files[0].ends_with(".snap"),
+            "{files:?}"
+        );
+        // The peer's id is kept as a label only, and the snapshot is served.
+        let current = target.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta.snapshot_id, hostile);
+        assert_eq!(registry.revision(), 20);
+    }
+    let outside: Vec<_> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(outside, vec![std::ffi::OsString::from("a")]);
+}
+
+#[test]
+fn an_oversize_snapshot_record_is_refused_before_it_is_allocated() {
+    // A length of 4 GiB - 1 after a valid header.
+    let mut bytes = u32::MAX.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&[0u8; 16]);
+    let error = snapshot::read_record(&mut std::io::Cursor::new(bytes)).unwrap_err();
+    assert!(error.to_string().contains("the limit is"), "{error}");
+    let mut just_over = Vec::new();
+    just_over.extend_from_slice(&(snapshot::MAX_RECORD as u32 + 1).to_le_bytes());
+    let error = snapshot::read_record(&mut std::io::Cursor::new(just_over)).unwrap_err();
+    assert!(error.to_string().contains("bytes; the limit is"), "{error}");
+}

@@ -42,6 +42,10 @@
 //! - `registry_propagation_p50/p99`: from asking the registry to record a
 //!   patient's refusal to the change being in a hub's copy (the hub's own
 //!   cache code, fed by the watch feed of the three-node cluster).
+//! - `registry_writes_batched_mtls`, `registry_commit_p99_batched_mtls`,
+//!   `registry_propagation_p50/p99_mtls`: the same on a three-node cluster
+//!   with mutual TLS on both ports (clients with a service certificate),
+//!   with the ratio to the plaintext-loopback figures of the same run.
 //!
 //! HL7 v2 ([`hl7`]):
 //! - `hl7_parse`: the reference: messages per second through

@@ -31,8 +31,9 @@
 //! # notify_to = "127.0.0.1:27102"     # late rejections (ACK messages); default: deliver_to
 //!
 //! [broker]                           # required when the exchange's uplink = "amqp"
-//! url = "amqp://127.0.0.1:5672/%2f"  # no credentials here
-//! credentials = "var/broker-users.toml"   # written by `hub provision-broker-users`
+//! url = "amqp://127.0.0.1:5672/%2f"  # no credentials here; amqps:// unless loopback
+//! credentials = "var/secrets/broker/nwl-imperial.toml"   # this exchange's own file,
+//!                                    # written by `hub provision-broker-users` (mode 0600)
 //! # prefix = "lhcie"                 # as the hub's [broker] prefix
 //!
 //! [fhir]                              # optional (kind fhir-r4); defaults shown
@@ -44,6 +45,18 @@
 //! # sender_ods = "RRV"                # when a message names no sender
 //! # default_recipients = ["RAL"]
 //! # bearer_token_file = "secrets/epr-token"   # Authorization: Bearer to deliver_to
+//! #                                   # (https://, or http:// to a loopback host only)
+//! # inbound_tokens_file = "secrets/fhir-clients"  # bearer tokens the listener accepts
+//! max_connections = 256               # open connections to the listener at once
+//! header_read_timeout_ms = 10000      # TLS handshake and request headers
+//! body_timeout_ms = 30000             # the whole request body
+//! connection_timeout_ms = 300000      # a connection's whole life
+//! # allow_plaintext_reason = "..."    # plain HTTP on a non-loopback listen address
+//! # allow_unauthenticated_reason = "..."  # no client certificate or token there
+//! # [fhir.listen_tls]                 # the listener speaks HTTPS
+//! # cert = "pki/fhir-listener.pem"
+//! # key = "pki/fhir-listener.key"
+//! # client_ca = "pki/local-ca.pem"    # require client certificates chaining to it
 //! # [fhir.deliver_tls]                # for an https:// deliver_to
 //! # ca = "pki/local-ca.pem"
 //! # cert = "pki/adapter-client.pem"   # optional client certificate, with key
@@ -56,6 +69,8 @@
 //! cert = "pki/mllp-listener.pem"
 //! key = "pki/mllp-listener.key"
 //! # client_ca = "pki/local-ca.pem"    # require client certificates chaining to it
+//! # (plain MLLP, or no client_ca, on a non-loopback listen address needs
+//! #  [hl7v2] allow_plaintext_reason / allow_unauthenticated_reason)
 //!
 //! [hl7v2.deliver_tls]                 # optional: deliveries and late ACKs over TLS
 //! ca = "pki/local-ca.pem"             # the local system's certificate chains to it
@@ -65,12 +80,22 @@
 //! ```
 //!
 //! Relative paths are relative to the file.
+//!
+//! Listeners towards the local systems (the topology's `listen`) on an
+//! address other than loopback must speak TLS and authenticate their
+//! clients (MLLP: `[hl7v2.tls] client_ca`; FHIR: `[fhir.listen_tls]
+//! client_ca` or `inbound_tokens_file`); otherwise the file must say why
+//! not, per listener (`allow_plaintext_reason`,
+//! `allow_unauthenticated_reason`), and the reason is logged at start-up.
+//! `[hub] insecure_plaintext` is accepted only with a loopback hub
+//! endpoint. See `docs/security.md`, "Adapter listeners".
 
 use std::path::{Path, PathBuf};
 
 use lhcie_model::{ExchangeId, OdsCode};
 use serde::Deserialize;
 
+use crate::broker::{is_loopback_host, url_host};
 use crate::error::Problems;
 use crate::topology::{AdapterConfig, Exchange, Topology};
 use crate::{ConfigError, toml_file};
@@ -151,6 +176,42 @@ pub struct FhirSettings {
     /// TLS towards an `https://` local endpoint (`[fhir.deliver_tls]`).
     #[serde(default)]
     pub deliver_tls: Option<FhirDeliverTls>,
+    /// HTTPS on the listener (`[fhir.listen_tls]`), optionally requiring
+    /// client certificates; plain HTTP if absent.
+    #[serde(default)]
+    pub listen_tls: Option<ListenTls>,
+    /// A file of bearer tokens the listener accepts (`Authorization: Bearer
+    /// <token>`), one per line (blank lines and `#` comments ignored; each
+    /// at least 32 characters). With it, a request without one of them is
+    /// answered 401 and never processed. None: no token is asked for.
+    #[serde(default)]
+    pub inbound_tokens_file: Option<PathBuf>,
+    /// The most connections the listener keeps open at once; further
+    /// clients wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How long a client has for the TLS handshake and for each request's
+    /// headers, in milliseconds; then the connection is closed.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// How long a client has to send a whole request body, in milliseconds
+    /// (400 beyond).
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// The longest a connection stays open, in milliseconds; then it is
+    /// closed after the request in progress.
+    #[serde(default = "default_connection_timeout_ms")]
+    pub connection_timeout_ms: u64,
+    /// Why plain HTTP is acceptable on a non-loopback listen address
+    /// (logged at start-up); without it, such a listener needs
+    /// `[fhir.listen_tls]`.
+    #[serde(default)]
+    pub allow_plaintext_reason: Option<String>,
+    /// Why clients need not authenticate on a non-loopback listen address
+    /// (logged at start-up); without it, such a listener needs
+    /// `[fhir.listen_tls] client_ca` or `inbound_tokens_file`.
+    #[serde(default)]
+    pub allow_unauthenticated_reason: Option<String>,
 }
 
 /// TLS towards the local FHIR endpoint.
@@ -179,8 +240,32 @@ impl Default for FhirSettings {
             delivery_retry_max_ms: default_delivery_retry_max_ms(),
             bearer_token_file: None,
             deliver_tls: None,
+            listen_tls: None,
+            inbound_tokens_file: None,
+            max_connections: default_max_connections(),
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+            body_timeout_ms: default_body_timeout_ms(),
+            connection_timeout_ms: default_connection_timeout_ms(),
+            allow_plaintext_reason: None,
+            allow_unauthenticated_reason: None,
         }
     }
+}
+
+fn default_max_connections() -> usize {
+    256
+}
+
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_body_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_connection_timeout_ms() -> u64 {
+    300_000
 }
 
 fn default_fhir_max_body_bytes() -> usize {
@@ -201,8 +286,9 @@ pub struct AdapterBrokerConfig {
     /// `[broker] prefix`).
     #[serde(default = "default_broker_prefix")]
     pub prefix: String,
-    /// The credentials file `hub provision-broker-users` wrote: one
-    /// `[<exchange-id>]` table with `user` and `password` per exchange.
+    /// This exchange's own credentials file, as `hub provision-broker-users`
+    /// wrote it (`<dir>/<exchange-id>.toml`: `exchange`, `user`,
+    /// `password`); it must not be readable by group or others.
     pub credentials: PathBuf,
 }
 
@@ -210,29 +296,96 @@ fn default_broker_prefix() -> String {
     "lhcie".into()
 }
 
-/// One exchange's broker user, as in the credentials file.
+/// One exchange's broker credentials file, as `hub
+/// provision-broker-users` writes it.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BrokerUser {
-    user: String,
-    password: String,
+pub struct BrokerCredentialsFile {
+    /// The exchange these credentials belong to.
+    pub exchange: ExchangeId,
+    /// The broker user (`<prefix>-<exchange-id>`).
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for BrokerCredentialsFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerCredentialsFile")
+            .field("exchange", &self.exchange)
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+impl BrokerCredentialsFile {
+    /// The file of `exchange`'s credentials in `dir`: `<dir>/<exchange>.toml`.
+    pub fn path_in(dir: &Path, exchange: &ExchangeId) -> PathBuf {
+        dir.join(format!("{exchange}.toml"))
+    }
+
+    /// Writes these credentials to [`BrokerCredentialsFile::path_in`]
+    /// `dir` (creating `dir`), readable by the owner only: the mode is set
+    /// to 0600 explicitly, also when the file already existed, before the
+    /// password is written. Returns the file.
+    pub fn write_in(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::create_dir_all(dir)?;
+        let path = Self::path_in(dir, &self.exchange);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        let quoted = |text: &str| toml::Value::String(text.to_owned()).to_string();
+        write!(
+            file,
+            "# Broker user of exchange {exchange}'s adapter, from `hub provision-broker-users`. Keep secret.\nexchange = {}\nuser = {}\npassword = {}\n",
+            quoted(self.exchange.as_str()),
+            quoted(&self.user),
+            quoted(&self.password),
+            exchange = self.exchange,
+        )?;
+        file.sync_all()?;
+        Ok(path)
+    }
+}
+
+/// Why a secret file may not be used: readable by group or others.
+fn secret_file_problem(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "{} is readable by group or others (mode {:o}): chmod 600 it",
+            path.display(),
+            mode & 0o777
+        )
+    })
 }
 
 impl AdapterBrokerConfig {
-    /// The broker settings with `exchange`'s user and password from the
-    /// credentials file.
+    /// The broker settings with `exchange`'s user and password from its
+    /// own credentials file (which must name `exchange`).
     pub fn for_exchange(&self, exchange: &ExchangeId) -> Result<crate::BrokerConfig, ConfigError> {
-        let users: std::collections::BTreeMap<String, BrokerUser> =
-            toml_file::read(&self.credentials)?;
-        let Some(user) = users.get(exchange.as_str()) else {
+        if let Some(problem) = secret_file_problem(&self.credentials) {
+            return Err(ConfigError::one(&self.credentials, "credentials", problem));
+        }
+        let user: BrokerCredentialsFile = toml_file::read(&self.credentials)?;
+        if &user.exchange != exchange {
             return Err(ConfigError::one(
                 &self.credentials,
-                exchange.as_str(),
+                "exchange",
                 format!(
-                    "no [{exchange}] table with the exchange's broker user (run `hub provision-broker-users`)"
+                    "these are exchange {}'s credentials, not {exchange}'s (each adapter reads only its own file from `hub provision-broker-users`)",
+                    user.exchange
                 ),
             ));
-        };
+        }
         let broker = crate::BrokerConfig {
             prefix: self.prefix.clone(),
             ..crate::BrokerConfig::new(self.url.clone())
@@ -251,7 +404,8 @@ pub struct AdapterHubConfig {
     /// Mutual TLS: required unless `insecure_plaintext` is set.
     #[serde(default)]
     pub tls: Option<AdapterTlsConfig>,
-    /// Development only: plain-text gRPC to a hub in insecure mode.
+    /// Development only: plain-text gRPC to a hub in insecure mode; only
+    /// with a loopback `endpoint` (`127.0.0.1`, `::1`, `localhost`).
     #[serde(default)]
     pub insecure_plaintext: bool,
 }
@@ -319,9 +473,20 @@ pub struct Hl7v2Settings {
     /// deliveries and late acknowledgements; plain TCP if absent.
     #[serde(default)]
     pub deliver_tls: Option<MllpDeliverTls>,
+    /// Why plain MLLP is acceptable on a non-loopback listen address
+    /// (logged at start-up); without it, such a listener needs
+    /// `[hl7v2.tls]`.
+    #[serde(default)]
+    pub allow_plaintext_reason: Option<String>,
+    /// Why clients need not present a certificate on a non-loopback listen
+    /// address (logged at start-up); without it, such a listener needs
+    /// `[hl7v2.tls] client_ca`.
+    #[serde(default)]
+    pub allow_unauthenticated_reason: Option<String>,
 }
 
-/// TLS on the MLLP listener.
+/// TLS on a listener towards the local systems (MLLP `[hl7v2.tls]`, FHIR
+/// `[fhir.listen_tls]`).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct MllpListenTls {
@@ -363,9 +528,15 @@ impl Default for Hl7v2Settings {
             notify_to: None,
             tls: None,
             deliver_tls: None,
+            allow_plaintext_reason: None,
+            allow_unauthenticated_reason: None,
         }
     }
 }
+
+/// TLS on a listener towards the local systems (the same settings for
+/// MLLP and FHIR).
+pub type ListenTls = MllpListenTls;
 
 fn default_ack_wait_ms() -> u64 {
     200
@@ -403,6 +574,14 @@ impl AdapterSettings {
         }
         if let Some(token) = &mut config.fhir.bearer_token_file {
             *token = base.join(&*token);
+        }
+        if let Some(tokens) = &mut config.fhir.inbound_tokens_file {
+            *tokens = base.join(&*tokens);
+        }
+        if let Some(tls) = &mut config.fhir.listen_tls {
+            tls.cert = base.join(&tls.cert);
+            tls.key = base.join(&tls.key);
+            tls.client_ca = tls.client_ca.as_ref().map(|ca| base.join(ca));
         }
         if let Some(tls) = &mut config.fhir.deliver_tls {
             tls.ca = base.join(&tls.ca);
@@ -445,6 +624,15 @@ impl AdapterSettings {
             problems.add(
                 "hub.endpoint",
                 "must start with https:// with [hub.tls], http:// with insecure_plaintext",
+            );
+        }
+        if hub.insecure_plaintext && !is_loopback_host(&url_host(&hub.endpoint)) {
+            problems.add(
+                "hub.insecure_plaintext",
+                format!(
+                    "only with a loopback hub endpoint (127.0.0.1, ::1, localhost), not {}: give [hub.tls]",
+                    hub.endpoint
+                ),
             );
         }
         let settings = &config.hl7v2;
@@ -491,6 +679,7 @@ impl AdapterSettings {
             ),
             Some(exchange) => {
                 check_broker(&config, exchange, &mut problems);
+                check_listeners(&config, exchange, &mut problems);
                 if let Some(sender) = &settings.sender_ods
                     && !exchange.organisations.contains(sender)
                 {
@@ -513,13 +702,23 @@ impl AdapterSettings {
                         ),
                     );
                 }
-                if let AdapterConfig::FhirR4 { deliver_to, .. } = &exchange.adapter
-                    && !(deliver_to.starts_with("http://") || deliver_to.starts_with("https://"))
-                {
-                    problems.add(
-                        "exchange.adapter.deliver_to",
-                        format!("{deliver_to} is not an http:// or https:// base URL"),
-                    );
+                if let AdapterConfig::FhirR4 { deliver_to, .. } = &exchange.adapter {
+                    if !(deliver_to.starts_with("http://") || deliver_to.starts_with("https://")) {
+                        problems.add(
+                            "exchange.adapter.deliver_to",
+                            format!("{deliver_to} is not an http:// or https:// base URL"),
+                        );
+                    } else if config.fhir.bearer_token_file.is_some()
+                        && deliver_to.starts_with("http://")
+                        && !is_loopback_host(&url_host(deliver_to))
+                    {
+                        problems.add(
+                            "fhir.bearer_token_file",
+                            format!(
+                                "the bearer token would travel in clear to {deliver_to}: use an https:// deliver_to with [fhir.deliver_tls] (http:// only to a loopback host)"
+                            ),
+                        );
+                    }
                 }
                 if let AdapterConfig::Hl7v2Mllp { deliver_to, .. } = &exchange.adapter
                     && deliver_to.rsplit_once(':').is_none()
@@ -557,6 +756,18 @@ fn check_fhir(settings: &FhirSettings, problems: &mut Problems) {
     if !(8..=128).contains(&settings.max_depth) {
         problems.add("fhir.max_depth", "must be 8 to 128");
     }
+    if !(1..=100_000).contains(&settings.max_connections) {
+        problems.add("fhir.max_connections", "must be 1 to 100000");
+    }
+    if !(100..=600_000).contains(&settings.header_read_timeout_ms) {
+        problems.add("fhir.header_read_timeout_ms", "must be 100 to 600000");
+    }
+    if !(100..=3_600_000).contains(&settings.body_timeout_ms) {
+        problems.add("fhir.body_timeout_ms", "must be 100 to 3600000");
+    }
+    if !(1_000..=86_400_000).contains(&settings.connection_timeout_ms) {
+        problems.add("fhir.connection_timeout_ms", "must be 1000 to 86400000");
+    }
     let mut file = |key: &str, path: &Path| {
         if !path.is_file() {
             problems.add(key, format!("{} is not a readable file", path.display()));
@@ -564,6 +775,16 @@ fn check_fhir(settings: &FhirSettings, problems: &mut Problems) {
     };
     if let Some(token) = &settings.bearer_token_file {
         file("fhir.bearer_token_file", token);
+    }
+    if let Some(tokens) = &settings.inbound_tokens_file {
+        file("fhir.inbound_tokens_file", tokens);
+    }
+    if let Some(tls) = &settings.listen_tls {
+        file("fhir.listen_tls.cert", &tls.cert);
+        file("fhir.listen_tls.key", &tls.key);
+        if let Some(ca) = &tls.client_ca {
+            file("fhir.listen_tls.client_ca", ca);
+        }
     }
     if let Some(tls) = &settings.deliver_tls {
         file("fhir.deliver_tls.ca", &tls.ca);
@@ -579,6 +800,139 @@ fn check_fhir(settings: &FhirSettings, problems: &mut Problems) {
                 "give both cert and key for a client certificate, or neither",
             );
         }
+    }
+    if let Some(tokens) = &settings.inbound_tokens_file
+        && tokens.is_file()
+    {
+        if let Some(problem) = secret_file_problem(tokens) {
+            problems.add("fhir.inbound_tokens_file", problem);
+        }
+        match std::fs::read_to_string(tokens) {
+            Ok(text) => match inbound_tokens(&text) {
+                Ok(_) => {}
+                Err(problem) => problems.add("fhir.inbound_tokens_file", problem),
+            },
+            Err(error) => problems.add(
+                "fhir.inbound_tokens_file",
+                format!("cannot read {}: {error}", tokens.display()),
+            ),
+        }
+    }
+}
+
+/// The bearer tokens in an `inbound_tokens_file`: one per line, blank lines
+/// and `#` comments ignored, each at least 32 visible ASCII characters;
+/// at least one.
+pub fn inbound_tokens(text: &str) -> Result<Vec<String>, String> {
+    let mut tokens = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let token = line.trim();
+        if token.is_empty() || token.starts_with('#') {
+            continue;
+        }
+        if token.len() < 32 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "line {}: a token must be at least 32 visible ASCII characters, without spaces",
+                number + 1
+            ));
+        }
+        tokens.push(token.to_owned());
+    }
+    if tokens.is_empty() {
+        return Err("holds no token".into());
+    }
+    Ok(tokens)
+}
+
+/// The listeners towards the local systems: on a non-loopback address,
+/// TLS and client authentication unless the file says why not.
+fn check_listeners(config: &AdapterFile, exchange: &Exchange, problems: &mut Problems) {
+    let reason_given = |key: &str, reason: &Option<String>, problems: &mut Problems| match reason {
+        Some(reason) if reason.trim().is_empty() => {
+            problems.add(
+                key,
+                "give a reason (it is logged at start-up), or remove the key",
+            );
+            false
+        }
+        Some(_) => true,
+        None => false,
+    };
+    match &exchange.adapter {
+        AdapterConfig::Hl7v2Mllp { listen, .. } => {
+            let settings = &config.hl7v2;
+            let plaintext_ok = reason_given(
+                "hl7v2.allow_plaintext_reason",
+                &settings.allow_plaintext_reason,
+                problems,
+            );
+            let unauthenticated_ok = reason_given(
+                "hl7v2.allow_unauthenticated_reason",
+                &settings.allow_unauthenticated_reason,
+                problems,
+            );
+            if listen.ip().is_loopback() {
+                return;
+            }
+            if settings.tls.is_none() && !plaintext_ok {
+                problems.add(
+                    "hl7v2.tls",
+                    format!(
+                        "the MLLP listener {listen} is not on a loopback address: give [hl7v2.tls], or allow_plaintext_reason = \"...\" in [hl7v2]"
+                    ),
+                );
+            }
+            let authenticated = settings
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.client_ca.is_some());
+            if !authenticated && !unauthenticated_ok {
+                problems.add(
+                    "hl7v2.tls.client_ca",
+                    format!(
+                        "the MLLP listener {listen} is not on a loopback address: require client certificates ([hl7v2.tls] client_ca), or allow_unauthenticated_reason = \"...\" in [hl7v2]"
+                    ),
+                );
+            }
+        }
+        AdapterConfig::FhirR4 { listen, .. } => {
+            let settings = &config.fhir;
+            let plaintext_ok = reason_given(
+                "fhir.allow_plaintext_reason",
+                &settings.allow_plaintext_reason,
+                problems,
+            );
+            let unauthenticated_ok = reason_given(
+                "fhir.allow_unauthenticated_reason",
+                &settings.allow_unauthenticated_reason,
+                problems,
+            );
+            if listen.ip().is_loopback() {
+                return;
+            }
+            if settings.listen_tls.is_none() && !plaintext_ok {
+                problems.add(
+                    "fhir.listen_tls",
+                    format!(
+                        "the FHIR listener {listen} is not on a loopback address: give [fhir.listen_tls], or allow_plaintext_reason = \"...\" in [fhir]"
+                    ),
+                );
+            }
+            let authenticated = settings.inbound_tokens_file.is_some()
+                || settings
+                    .listen_tls
+                    .as_ref()
+                    .is_some_and(|tls| tls.client_ca.is_some());
+            if !authenticated && !unauthenticated_ok {
+                problems.add(
+                    "fhir.inbound_tokens_file",
+                    format!(
+                        "the FHIR listener {listen} is not on a loopback address: authenticate clients ([fhir.listen_tls] client_ca or inbound_tokens_file), or allow_unauthenticated_reason = \"...\" in [fhir]"
+                    ),
+                );
+            }
+        }
+        _ => {}
     }
 }
 
@@ -616,6 +970,8 @@ fn check_broker(config: &AdapterFile, exchange: &Exchange, problems: &mut Proble
                     "broker.credentials",
                     format!("{} is not a readable file", broker.credentials.display()),
                 );
+            } else if let Some(problem) = secret_file_problem(&broker.credentials) {
+                problems.add("broker.credentials", problem);
             }
         }
         (None, crate::Uplink::Grpc) => {}
@@ -717,11 +1073,14 @@ deliver_to = "127.0.0.1:27101"
                 "uplink = \"amqp\"\n[exchange.adapter]",
             );
             std::fs::write(&file, topology).unwrap();
+            let users = dir.path().join("users.toml");
             std::fs::write(
-                dir.path().join("users.toml"),
-                "[nwl-imperial]\nuser = \"lhcie-nwl-imperial\"\npassword = \"p@ss word\"\n",
+                &users,
+                "exchange = \"nwl-imperial\"\nuser = \"lhcie-nwl-imperial\"\npassword = \"p@ss word\"\n",
             )
             .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         let file = dir.path().join("adapter.toml");
         std::fs::write(&file, text).unwrap();
@@ -934,5 +1293,203 @@ delivery_retry_max_ms = 1
         ))
         .unwrap_err();
         assert!(error.problems[0].message.contains("server_name"), "{error}");
+    }
+
+    /// `topology()` with the exchange's listener on `listen` and of `kind`
+    /// (`hl7v2-mllp` or `fhir-r4`).
+    fn load_listener(kind: &str, listen: &str, text: &str) -> Result<AdapterSettings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        topology(dir.path());
+        pki(dir.path());
+        let file = dir.path().join("topology.toml");
+        let mut topology = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("127.0.0.1:26101", listen);
+        if kind == "fhir-r4" {
+            topology = topology
+                .replace("hl7v2-mllp", "fhir-r4")
+                .replace("\"127.0.0.1:27101\"", "\"http://10.1.2.3:8080/fhir\"");
+        }
+        std::fs::write(&file, topology).unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::write(&tokens, "# clients\nabcdefghijklmnopqrstuvwxyz0123456789\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let file = dir.path().join("adapter.toml");
+        std::fs::write(&file, format!("{BASE}{TLS}{text}")).unwrap();
+        AdapterSettings::load(&file)
+    }
+
+    fn keys(error: &ConfigError) -> Vec<&str> {
+        error.problems.iter().map(|p| p.key.as_str()).collect()
+    }
+
+    #[test]
+    fn plain_mllp_on_a_non_loopback_address_needs_tls_and_client_certificates_or_a_reason() {
+        assert!(load_listener("hl7v2-mllp", "127.0.0.1:26101", "").is_ok());
+        let error = load_listener("hl7v2-mllp", "0.0.0.0:26101", "").unwrap_err();
+        assert_eq!(
+            keys(&error),
+            ["hl7v2.tls", "hl7v2.tls.client_ca"],
+            "{error}"
+        );
+        assert!(error.to_string().contains("0.0.0.0:26101"), "{error}");
+        let tls_only = "[hl7v2.tls]\ncert = \"mllp.pem\"\nkey = \"mllp.key\"\n";
+        let error = load_listener("hl7v2-mllp", "10.0.0.7:26101", tls_only).unwrap_err();
+        assert_eq!(keys(&error), ["hl7v2.tls.client_ca"], "{error}");
+        let mutual = format!("{tls_only}client_ca = \"local-ca.pem\"\n");
+        assert!(load_listener("hl7v2-mllp", "10.0.0.7:26101", &mutual).is_ok());
+        let reasons = "[hl7v2]\nallow_plaintext_reason = \"isolated VLAN to the EPR, ticket 123\"\nallow_unauthenticated_reason = \"same\"\n";
+        assert!(load_listener("hl7v2-mllp", "10.0.0.7:26101", reasons).is_ok());
+        let empty = "[hl7v2]\nallow_plaintext_reason = \" \"\n";
+        let error = load_listener("hl7v2-mllp", "10.0.0.7:26101", empty).unwrap_err();
+        assert_eq!(
+            keys(&error),
+            [
+                "hl7v2.allow_plaintext_reason",
+                "hl7v2.tls",
+                "hl7v2.tls.client_ca"
+            ],
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn plain_http_on_a_non_loopback_address_needs_tls_and_authentication_or_a_reason() {
+        let error = load_listener("fhir-r4", "0.0.0.0:28101", "").unwrap_err();
+        assert_eq!(
+            keys(&error),
+            ["fhir.listen_tls", "fhir.inbound_tokens_file"],
+            "{error}"
+        );
+        let tokens = "[fhir]\ninbound_tokens_file = \"tokens\"\n";
+        let error = load_listener("fhir-r4", "0.0.0.0:28101", tokens).unwrap_err();
+        assert_eq!(keys(&error), ["fhir.listen_tls"], "{error}");
+        let https = format!("{tokens}[fhir.listen_tls]\ncert = \"mllp.pem\"\nkey = \"mllp.key\"\n");
+        let settings = load_listener("fhir-r4", "0.0.0.0:28101", &https).unwrap();
+        assert!(settings.file.fhir.listen_tls.unwrap().cert.is_absolute());
+        let mutual = "[fhir.listen_tls]\ncert = \"mllp.pem\"\nkey = \"mllp.key\"\nclient_ca = \"local-ca.pem\"\n";
+        assert!(load_listener("fhir-r4", "0.0.0.0:28101", mutual).is_ok());
+        let reason = "[fhir]\nallow_plaintext_reason = \"TLS ends at the trust's proxy\"\ninbound_tokens_file = \"tokens\"\n";
+        assert!(load_listener("fhir-r4", "0.0.0.0:28101", reason).is_ok());
+        assert!(load_listener("fhir-r4", "127.0.0.1:28101", "").is_ok());
+    }
+
+    #[test]
+    fn fhir_listener_limits_are_bounded_and_tokens_checked() {
+        let settings = load_listener("fhir-r4", "127.0.0.1:28101", "").unwrap();
+        assert_eq!(settings.file.fhir.max_connections, 256);
+        assert_eq!(settings.file.fhir.header_read_timeout_ms, 10_000);
+        let error = load_listener(
+            "fhir-r4",
+            "127.0.0.1:28101",
+            "[fhir]\nmax_connections = 0\nheader_read_timeout_ms = 1\nbody_timeout_ms = 0\nconnection_timeout_ms = 10\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            keys(&error),
+            [
+                "fhir.max_connections",
+                "fhir.header_read_timeout_ms",
+                "fhir.body_timeout_ms",
+                "fhir.connection_timeout_ms"
+            ],
+            "{error}"
+        );
+        assert!(inbound_tokens("short\n").is_err());
+        assert!(inbound_tokens("# only a comment\n").is_err());
+        assert_eq!(
+            inbound_tokens("\n  abcdefghijklmnopqrstuvwxyz0123456789  \n").unwrap(),
+            ["abcdefghijklmnopqrstuvwxyz0123456789"]
+        );
+    }
+
+    #[test]
+    fn a_bearer_token_never_goes_over_plain_http_to_another_host() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "t").unwrap();
+        let token = format!(
+            "[fhir]\nbearer_token_file = \"{}\"\n",
+            dir.path().join("token").display()
+        );
+        // deliver_to is http://10.1.2.3:8080/fhir in load_listener's topology.
+        let error = load_listener("fhir-r4", "127.0.0.1:28101", &token).unwrap_err();
+        assert_eq!(keys(&error), ["fhir.bearer_token_file"], "{error}");
+        assert!(error.to_string().contains("https://"), "{error}");
+    }
+
+    #[test]
+    fn plaintext_to_the_hub_only_on_loopback() {
+        let plain = |endpoint: &str| {
+            load(&format!(
+                "{BASE}[hub]\nendpoint = \"{endpoint}\"\ninsecure_plaintext = true\n"
+            ))
+        };
+        assert!(plain("http://127.0.0.1:50051").is_ok());
+        assert!(plain("http://localhost:50051").is_ok());
+        assert!(plain("http://[::1]:50051").is_ok());
+        let error = plain("http://hub.example.nhs.uk:50051").unwrap_err();
+        assert_eq!(keys(&error), ["hub.insecure_plaintext"], "{error}");
+    }
+
+    #[test]
+    fn plain_amqp_to_a_remote_broker_is_refused() {
+        let broker = "[broker]\nurl = \"amqp://broker.example.nhs.uk:5672/%2f\"\ncredentials = \"users.toml\"\n";
+        let error = load_with(&format!("{BASE}{broker}{TLS}"), true)
+            .1
+            .unwrap_err();
+        assert_eq!(keys(&error), ["broker.url"], "{error}");
+    }
+
+    #[test]
+    fn an_adapter_reads_only_its_own_private_credentials_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let broker =
+            "[broker]\nurl = \"amqp://127.0.0.1:5672/%2f\"\ncredentials = \"users.toml\"\n";
+        let (dir, settings) = load_with(&format!("{BASE}{broker}{TLS}"), true);
+        let settings = settings.unwrap();
+        let users = dir.path().join("users.toml");
+        let config = settings.file.broker.clone().unwrap();
+        std::fs::write(
+            &users,
+            "exchange = \"ncl-royal-free\"\nuser = \"lhcie-ncl-royal-free\"\npassword = \"x\"\n",
+        )
+        .unwrap();
+        let error = config.for_exchange(&settings.exchange.id).unwrap_err();
+        assert!(error.to_string().contains("ncl-royal-free"), "{error}");
+        std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = config.for_exchange(&settings.exchange.id).unwrap_err();
+        assert!(error.to_string().contains("chmod 600"), "{error}");
+        let error = load_with(&format!("{BASE}{broker}{TLS}"), true).1;
+        assert!(error.is_ok());
+        let (dir, _) = load_with(&format!("{BASE}{broker}{TLS}"), true);
+        let users = dir.path().join("users.toml");
+        std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let error = AdapterSettings::load(&dir.path().join("adapter.toml")).unwrap_err();
+        assert_eq!(keys(&error), ["broker.credentials"], "{error}");
+    }
+
+    #[test]
+    fn credentials_files_are_written_per_exchange_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let exchange = ExchangeId::parse("nwl-imperial").unwrap();
+        let path = BrokerCredentialsFile::path_in(dir.path(), &exchange);
+        // An existing file readable by others is made private.
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let written = BrokerCredentialsFile {
+            exchange: exchange.clone(),
+            user: "lhcie-nwl-imperial".into(),
+            password: "p\"w\\d".into(),
+        }
+        .write_in(dir.path())
+        .unwrap();
+        assert_eq!(written, path);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let read: BrokerCredentialsFile = toml_file::read(&path).unwrap();
+        assert_eq!(read.exchange, exchange);
+        assert_eq!(read.password, "p\"w\\d");
     }
 }

@@ -43,6 +43,14 @@ impl BrokerConfig {
         let mut problems = Vec::new();
         if !(self.url.starts_with("amqp://") || self.url.starts_with("amqps://")) {
             problems.push(("url", "must start with amqp:// or amqps://".to_owned()));
+        } else if self.url.starts_with("amqp://") && !is_loopback_host(&url_host(&self.url)) {
+            problems.push((
+                "url",
+                format!(
+                    "amqp:// sends the broker password and messages in clear: use amqps:// for the non-loopback host {}",
+                    url_host(&self.url)
+                ),
+            ));
         }
         let prefix_ok = !self.prefix.is_empty()
             && self.prefix.len() <= 64
@@ -85,6 +93,33 @@ impl BrokerConfig {
     }
 }
 
+/// The host of `scheme://[user[:password]@]host[:port][/path]`, without
+/// brackets around an IPv6 address.
+pub(crate) fn url_host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if let Some(bracketed) = host_port.strip_prefix('[') {
+        return bracketed.split(']').next().unwrap_or("").to_owned();
+    }
+    host_port
+        .rsplit_once(':')
+        .map_or(host_port, |(host, _)| host)
+        .to_owned()
+}
+
+/// Whether `host` (a name or an address, IPv6 without brackets) is this
+/// machine: `localhost` or a loopback address. Plain text is accepted only
+/// to such hosts.
+pub fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
@@ -124,6 +159,29 @@ impl std::fmt::Debug for BrokerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_amqp_is_refused_to_a_non_loopback_host() {
+        for ok in [
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+            "amqp://localhost",
+            "amqp://[::1]:5672/%2f",
+            "amqps://broker.example.nhs.uk:5671/%2f",
+        ] {
+            assert!(BrokerConfig::new(ok).problems().is_empty(), "{ok}");
+        }
+        for bad in [
+            "amqp://broker.example.nhs.uk:5672/%2f",
+            "amqp://u:p@10.0.0.5/%2f",
+            "amqp://0.0.0.0",
+        ] {
+            let problems = BrokerConfig::new(bad).problems();
+            assert_eq!(problems.len(), 1, "{bad}: {problems:?}");
+            assert_eq!(problems[0].0, "url");
+            assert!(problems[0].1.contains("amqps://"), "{}", problems[0].1);
+            assert!(!problems[0].1.contains(":p@"), "{}", problems[0].1);
+        }
+    }
 
     #[test]
     fn passwords_never_show() {

@@ -72,6 +72,26 @@ pub fn use_amqp_uplink(env: &TestEnv, exchange: &str) {
     });
 }
 
+/// Sets `exchange`'s adapter `listen` address in the environment's
+/// topology (after [`use_hl7v2_adapter`] or [`use_fhir_adapter`]), e.g. to
+/// a non-loopback address.
+pub fn use_listen_address(env: &TestEnv, exchange: &str, listen: &str) {
+    edit_exchange(env, exchange, |block| {
+        block
+            .lines()
+            .map(|line| {
+                if line.starts_with("listen = ") {
+                    format!("listen = \"{listen}\"")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    });
+}
+
 /// How an adapter is configured and run.
 #[derive(Debug, Clone)]
 pub struct AdapterOptions {
@@ -84,9 +104,13 @@ pub struct AdapterOptions {
     pub log_level: &'static str,
     /// Lines for the `[fhir]` table (kind `fhir-r4`).
     pub fhir: String,
-    /// The broker credentials file, for an exchange with the AMQP uplink
-    /// (writes `[broker]`); see [`TestEnv::broker_credentials_file`].
+    /// The folder of per-exchange broker credentials files
+    /// (`<dir>/<exchange>.toml`), for an exchange with the AMQP uplink
+    /// (writes `[broker]` naming the exchange's own file); see
+    /// [`TestEnv::broker_credentials_file`].
     pub broker_credentials: Option<PathBuf>,
+    /// More tables after `[fhir]`, e.g. `[fhir.listen_tls]`.
+    pub extra_tables: String,
 }
 
 impl Default for AdapterOptions {
@@ -97,6 +121,7 @@ impl Default for AdapterOptions {
             log_level: "info",
             broker_credentials: None,
             fhir: "delivery_retry_max_ms = 1000\n".into(),
+            extra_tables: String::new(),
         }
     }
 }
@@ -131,51 +156,7 @@ impl AdapterProcess {
         options: &AdapterOptions,
         metrics: Option<SocketAddr>,
     ) -> Self {
-        let id = ExchangeId::parse(exchange).expect("exchange id");
-        let config = env.dir().join(format!("adapter-{exchange}.toml"));
-        let broker = options
-            .broker_credentials
-            .as_ref()
-            .map(|credentials| {
-                format!(
-                    "[broker]\nurl = \"{}\"\nprefix = \"{}\"\ncredentials = \"{}\"\n",
-                    env.broker_address(),
-                    env.prefix,
-                    credentials.display()
-                )
-            })
-            .unwrap_or_default();
-        let metrics_table = metrics
-            .map(|listen| format!("[metrics]\nlisten = \"{listen}\"\n"))
-            .unwrap_or_default();
-        std::fs::write(
-            &config,
-            format!(
-                r#"topology = "topology.toml"
-exchange = "{exchange}"
-[hub]
-endpoint = "https://127.0.0.1:{grpc}"
-[hub.tls]
-ca = "{ca}"
-cert = "{cert}"
-key = "{key}"
-[store]
-path = "adapter-{exchange}"
-{broker}{metrics_table}[hl7v2]
-ack_wait_ms = {ack_wait_ms}
-{extra}
-[fhir]
-{fhir}"#,
-                grpc = env.grpc_port,
-                ca = env.pki.ca_cert().display(),
-                cert = env.pki.exchange_cert(&id).display(),
-                key = env.pki.exchange_key(&id).display(),
-                ack_wait_ms = options.ack_wait_ms,
-                extra = options.extra_hl7v2,
-                fhir = options.fhir,
-            ),
-        )
-        .expect("adapter.toml");
+        let config = Self::write_config(env, exchange, options, metrics);
         let log = env.dir().join(format!("adapter-{exchange}.log"));
         let child = Command::new(crate::binary("adapter"))
             .args(["serve", "--config"])
@@ -208,6 +189,103 @@ ack_wait_ms = {ack_wait_ms}
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         adapter
+    }
+
+    /// Runs `adapter serve` for `exchange` expecting it to refuse to start:
+    /// waits up to 15 s for it to exit and returns its exit status and
+    /// standard error.
+    pub fn run_expecting_exit(
+        env: &TestEnv,
+        exchange: &str,
+        options: &AdapterOptions,
+    ) -> (std::process::ExitStatus, String) {
+        let config = Self::write_config(env, exchange, options, None);
+        let mut child = Command::new(crate::binary("adapter"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("LHCIE_LOG", options.log_level)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the adapter");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("adapter status") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the adapter did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        use std::io::Read;
+        let _ = child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr);
+        (status, stderr)
+    }
+
+    /// Writes the adapter's file for `exchange` (connecting to the
+    /// environment's hub with the exchange's certificate); returns its path.
+    pub fn write_config(
+        env: &TestEnv,
+        exchange: &str,
+        options: &AdapterOptions,
+        metrics: Option<SocketAddr>,
+    ) -> PathBuf {
+        let id = ExchangeId::parse(exchange).expect("exchange id");
+        let config = env.dir().join(format!("adapter-{exchange}.toml"));
+        let broker = options
+            .broker_credentials
+            .as_ref()
+            .map(|credentials| {
+                format!(
+                    "[broker]\nurl = \"{}\"\nprefix = \"{}\"\ncredentials = \"{}\"\n",
+                    env.broker_address(),
+                    env.prefix,
+                    credentials.join(format!("{exchange}.toml")).display()
+                )
+            })
+            .unwrap_or_default();
+        let metrics_table = metrics
+            .map(|listen| format!("[metrics]\nlisten = \"{listen}\"\n"))
+            .unwrap_or_default();
+        std::fs::write(
+            &config,
+            format!(
+                r#"topology = "topology.toml"
+exchange = "{exchange}"
+[hub]
+endpoint = "https://127.0.0.1:{grpc}"
+[hub.tls]
+ca = "{ca}"
+cert = "{cert}"
+key = "{key}"
+[store]
+path = "adapter-{exchange}"
+{broker}{metrics_table}[hl7v2]
+ack_wait_ms = {ack_wait_ms}
+{extra}
+[fhir]
+{fhir}
+{extra_tables}"#,
+                grpc = env.grpc_port,
+                ca = env.pki.ca_cert().display(),
+                cert = env.pki.exchange_cert(&id).display(),
+                key = env.pki.exchange_key(&id).display(),
+                ack_wait_ms = options.ack_wait_ms,
+                extra = options.extra_hl7v2,
+                fhir = options.fhir,
+                extra_tables = options.extra_tables,
+            ),
+        )
+        .expect("adapter.toml");
+        config
     }
 
     /// Where it serves `GET /metrics` (see

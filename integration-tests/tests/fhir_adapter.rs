@@ -123,10 +123,23 @@ struct Posted {
 }
 
 fn post(url: &str, file: &Path, content_type: &str) -> Posted {
+    post_with(url, file, content_type, &[]).unwrap_or_else(|tls| panic!("TLS refused: {tls}"))
+}
+
+/// [`post`] with more arguments for the client (`--token`, `--ca`,
+/// `--cert`, `--key`); `Err` with the reason if the TLS handshake was
+/// refused.
+fn post_with(
+    url: &str,
+    file: &Path,
+    content_type: &str,
+    extra: &[String],
+) -> Result<Posted, String> {
     let output = Command::new(python())
         .arg(repository().join("integration-tests/python/fhir_post.py"))
         .args(["--url", url, "--content-type", content_type, "--file"])
         .arg(file)
+        .args(extra)
         .output()
         .expect("running the Python FHIR client");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -135,6 +148,9 @@ fn post(url: &str, file: &Path, content_type: &str) -> Posted {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    if let Some(reason) = stdout.strip_prefix("TLSERROR ") {
+        return Err(reason.trim().to_owned());
+    }
     let mut lines = stdout.lines();
     let status = lines
         .next()
@@ -150,11 +166,11 @@ fn post(url: &str, file: &Path, content_type: &str) -> Posted {
         .unwrap()
         .to_owned();
     let body = serde_json::from_str(lines.next().unwrap()).unwrap();
-    Posted {
+    Ok(Posted {
         status,
         verdict,
         body,
-    }
+    })
 }
 
 /// The resources of a Bundle of the given type.
@@ -450,6 +466,152 @@ async fn acknowledgements_travel_back_to_the_fhir_sender() {
         assert_eq!(imperial.received().len(), 2, "{}", logs());
         assert!(sending.stop().await, "{}", sending.log());
         assert!(receiving.stop().await, "{}", receiving.log());
+    })
+    .await;
+}
+
+/// Writes `text` to `name` in the environment's folder, owner-readable only.
+fn secret_file(env: &TestEnv, name: &str, text: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = env.dir().join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// The ITK3 code of a 200 answer to `$process-message`, or the
+/// OperationOutcome's issue code of a refusal.
+fn code_of(answer: &Posted) -> String {
+    if answer.body["resourceType"] == "OperationOutcome" {
+        answer.body["issue"][0]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    } else {
+        response_of(&answer.body).2
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_bearer_tokens_configured_only_a_known_token_gets_a_message_in() {
+    with_env(TestEnv::new("fhir-inbound-token"), |env| async move {
+        let (listen, royal_free_listen) = (free_port(), free_port());
+        let royal_free = FhirSystem::start(&env, "royal-free", "ok");
+        use_fhir_adapter(&env, SENDER, listen, "http://127.0.0.1:9/fhir");
+        use_fhir_adapter(&env, RECEIVER, royal_free_listen, &royal_free.base());
+        let hub = HubProcess::start(&env).await;
+        let token = "epr-client-0123456789abcdefghijklmnopqrstuv";
+        let tokens = secret_file(&env, "inbound-tokens", &format!("# the EPR\n{token}\n"));
+        let options = AdapterOptions {
+            fhir: format!(
+                "delivery_retry_max_ms = 1000\ninbound_tokens_file = \"{}\"\n",
+                tokens.display()
+            ),
+            ..AdapterOptions::default()
+        };
+        let mut sending = AdapterProcess::start(&env, SENDER, listen, &options).await;
+        let mut receiving = AdapterProcess::start(
+            &env,
+            RECEIVER,
+            royal_free_listen,
+            &AdapterOptions::default(),
+        )
+        .await;
+        let logs = || {
+            format!(
+                "--- Imperial adapter\n{}\n--- Royal Free adapter\n{}\n--- hub\n{}",
+                sending.log(),
+                receiving.log(),
+                hub.log()
+            )
+        };
+        let url = format!("http://127.0.0.1:{listen}/$process-message");
+        let post_token = |token: Option<&str>| {
+            let extra: Vec<String> = token
+                .map(|t| vec!["--token".into(), t.into()])
+                .unwrap_or_default();
+            post_with(&url, &fixture(DISCHARGE), "application/fhir+json", &extra).unwrap()
+        };
+
+        let none = post_token(None);
+        assert_eq!(none.status, 401, "{}", none.body);
+        assert_eq!(none.verdict, "valid", "{}", none.body);
+        assert_eq!(code_of(&none), "login");
+        let wrong = post_token(Some("epr-client-0123456789abcdefghijklmnopqrstuX"));
+        assert_eq!(wrong.status, 401, "{}", wrong.body);
+        assert_eq!(code_of(&wrong), "login");
+        // Neither refused request was processed: the same message is new
+        // (20013, not the duplicate 20007) when it comes with the token.
+        let right = post_token(Some(token));
+        assert_eq!(right.status, 200, "{}\n{}", right.body, logs());
+        assert_eq!(code_of(&right), "20013", "{}", right.body);
+        let delivered = royal_free.wait_for(1, logs).await;
+        assert_eq!(delivered.len(), 1);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(royal_free.received().len(), 1, "{}", logs());
+        assert!(!logs().contains(token), "a token was logged");
+        assert!(sending.stop().await, "{}", sending.log());
+        assert!(receiving.stop().await, "{}", receiving.log());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_listener_refuses_a_client_certificate_from_another_ca() {
+    with_env(TestEnv::new("fhir-inbound-mtls"), |env| async move {
+        let listen = free_port();
+        use_fhir_adapter(&env, SENDER, listen, "http://127.0.0.1:9/fhir");
+        let hub = HubProcess::start(&env).await;
+        // The trust's own CA: the listener's certificate and the EPR's
+        // client certificate; and a stranger's CA.
+        let local = lhcie_tls::DevCa::generate().unwrap();
+        let stranger = lhcie_tls::DevCa::generate().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = env.dir().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let server = local.issue_server(&["localhost", "127.0.0.1"]).unwrap();
+        let client = local.issue_client("urn:example:epr", "epr").unwrap();
+        let outsider = stranger.issue_client("urn:example:epr", "epr").unwrap();
+        let ca = write("local-ca.pem", local.cert_pem());
+        let (server_cert, server_key) = (
+            write("listener.pem", &server.cert_pem),
+            write("listener.key", &server.key_pem),
+        );
+        let (client_cert, client_key) = (
+            write("epr.pem", &client.cert_pem),
+            write("epr.key", &client.key_pem),
+        );
+        let (outsider_cert, outsider_key) = (
+            write("outsider.pem", &outsider.cert_pem),
+            write("outsider.key", &outsider.key_pem),
+        );
+        let options = AdapterOptions {
+            extra_tables: format!(
+                "[fhir.listen_tls]\ncert = \"{server_cert}\"\nkey = \"{server_key}\"\nclient_ca = \"{ca}\"\n"
+            ),
+            ..AdapterOptions::default()
+        };
+        let mut sending = AdapterProcess::start(&env, SENDER, listen, &options).await;
+        let url = format!("https://localhost:{listen}/$process-message");
+        let with = |cert: &str, key: &str| {
+            let mut extra = vec!["--ca".to_owned(), ca.clone()];
+            if !cert.is_empty() {
+                extra.extend(["--cert".into(), cert.into(), "--key".into(), key.into()]);
+            }
+            post_with(&url, &fixture(DISCHARGE), "application/fhir+json", &extra)
+        };
+
+        let refused = with(&outsider_cert, &outsider_key);
+        assert!(refused.is_err(), "another CA's certificate was accepted");
+        let refused = with("", "");
+        assert!(refused.is_err(), "no certificate was accepted");
+        assert!(sending.log().contains("TLS handshake refused"), "{}", sending.log());
+        let accepted = with(&client_cert, &client_key).expect("the trust's client is accepted");
+        assert_eq!(accepted.status, 200, "{}\n{}", accepted.body, hub.log());
+        assert_eq!(code_of(&accepted), "20013", "{}", accepted.body);
+        assert!(sending.stop().await, "{}", sending.log());
     })
     .await;
 }

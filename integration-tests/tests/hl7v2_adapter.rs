@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use lhcie_integration_tests::adapter::{
-    AdapterOptions, AdapterProcess, use_amqp_uplink, use_hl7v2_adapter,
+    AdapterOptions, AdapterProcess, use_amqp_uplink, use_hl7v2_adapter, use_listen_address,
 };
 use lhcie_integration_tests::env::{DENIED_PATIENT, TestEnv, with_env};
 use lhcie_integration_tests::hub::HubProcess;
@@ -468,6 +468,45 @@ async fn over_the_amqp_uplink_messages_travel_and_negative_acks_come_back_as_hl7
         );
         assert!(sending.stop().await, "{}", sending.log());
         assert!(receiving.stop().await, "{}", receiving.log());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_listener_on_a_non_loopback_address_stops_the_adapter_at_start_up() {
+    with_env(TestEnv::new("hl7v2-plain-exposed"), |env| async move {
+        let sender = Ports::free();
+        let receiver = Ports::free();
+        use_hl7v2_adapters(&env, sender, receiver);
+        // Every interface: reachable from the network, in clear.
+        use_listen_address(&env, SENDER, &format!("0.0.0.0:{}", sender.listen));
+        let (status, stderr) =
+            AdapterProcess::run_expecting_exit(&env, SENDER, &AdapterOptions::default());
+        assert!(!status.success(), "{stderr}");
+        for expected in [
+            "hl7v2.tls",
+            "allow_plaintext_reason",
+            "hl7v2.tls.client_ca",
+            "allow_unauthenticated_reason",
+            "0.0.0.0",
+        ] {
+            assert!(stderr.contains(expected), "{expected} not in: {stderr}");
+        }
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", sender.listen)).is_err(),
+            "the listener was opened"
+        );
+        // With the reasons written down it starts, and says so in its log.
+        let options = AdapterOptions {
+            extra_hl7v2: "delivery_retry_max_ms = 1000\nallow_plaintext_reason = \"test network, no route out\"\nallow_unauthenticated_reason = \"test network, no route out\"\n".into(),
+            ..AdapterOptions::default()
+        };
+        let _hub = HubProcess::start(&env).await;
+        let mut adapter = AdapterProcess::start(&env, SENDER, sender.listen, &options).await;
+        let log = adapter.log();
+        assert!(log.contains("PLAIN TEXT on a non-loopback address"), "{log}");
+        assert!(log.contains("test network, no route out"), "{log}");
+        assert!(adapter.stop().await, "{}", adapter.log());
     })
     .await;
 }

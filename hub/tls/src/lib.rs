@@ -8,16 +8,29 @@
 //! - [`identity`]: reading the exchange from a certificate.
 //! - [`pki`]: a development CA and certificates (rcgen) for `make run` and
 //!   tests.
+//! - [`services`]: service (`urn:lhcie:service:<name>`) and registry-node
+//!   (`urn:lhcie:registry-node:<id>`) identities, and their development
+//!   certificates.
+//! - [`principal_verifier`]: a client that also checks which principal
+//!   the server's certificate names (the hub following the registry).
+//! - [`revocation`]: the hub's gRPC server TLS with client certificates
+//!   checked against a CRL file reloaded on change; development CRLs.
 //! - [`tonic_config`]: tonic server and client TLS settings from PEM files.
 //!
 //! The crypto provider is ring, the only one in the build.
 
 pub mod identity;
 pub mod pki;
+pub mod principal_verifier;
+pub mod revocation;
+pub mod services;
 pub mod tonic_config;
 
 pub use identity::{EXCHANGE_URI_PREFIX, IdentityError, exchange_of};
 pub use pki::{DevCa, Issued, PkiLayout};
+pub use services::{
+    Principal, PrincipalError, REGISTRY_NODE_URI_PREFIX, SERVICE_URI_PREFIX, principal_of,
+};
 
 #[cfg(test)]
 mod tests {

@@ -50,7 +50,7 @@ pub struct DevCa {
     cert_pem: String,
 }
 
-fn name(common_name: &str) -> DistinguishedName {
+pub(crate) fn name(common_name: &str) -> DistinguishedName {
     let mut name = DistinguishedName::new();
     name.push(
         DnType::OrganizationName,
@@ -78,6 +78,12 @@ impl DevCa {
     /// The CA certificate.
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
+    }
+
+    /// The CA's issuer (certificate parameters and key), for signing
+    /// certificate revocation lists ([`crate::revocation`]).
+    pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
     }
 
     /// A server certificate for the hub, valid for `names` (DNS names or IP
@@ -109,7 +115,7 @@ impl DevCa {
         self.sign(params)
     }
 
-    fn sign(&self, params: CertificateParams) -> Result<Issued, PkiError> {
+    pub(crate) fn sign(&self, params: CertificateParams) -> Result<Issued, PkiError> {
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Issued {
@@ -186,7 +192,7 @@ impl PkiLayout {
     }
 }
 
-fn write(path: &Path, contents: &str, secret: bool) -> Result<(), PkiError> {
+pub(crate) fn write(path: &Path, contents: &str, secret: bool) -> Result<(), PkiError> {
     let fail = |source| PkiError::Write {
         path: path.to_owned(),
         source,

@@ -1,7 +1,8 @@
 //! The HTTP client towards the local FHIR endpoint (`deliver_to`): HTTP/1.1
 //! with connection reuse, `https://` with `[fhir.deliver_tls]` (the
 //! endpoint's CA, optionally a client certificate: mutual TLS), an optional
-//! bearer token, and a timeout per request.
+//! bearer token (never over `http://` to a host other than loopback), and
+//! a timeout per request.
 
 use std::time::Duration;
 
@@ -60,6 +61,21 @@ impl LocalClient {
             .https_or_http()
             .enable_http1()
             .build();
+        if settings.bearer_token_file.is_some() && base.starts_with("http://") {
+            let host = base
+                .trim_start_matches("http://")
+                .split(['/', '?', '#'])
+                .next()
+                .unwrap_or("");
+            let host = match host.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or(""),
+                None => host.rsplit_once(':').map_or(host, |(host, _)| host),
+            };
+            anyhow::ensure!(
+                lhcie_config::is_loopback_host(host),
+                "a bearer token is never sent over http:// to the non-loopback host {host}: use https://"
+            );
+        }
         let bearer = match &settings.bearer_token_file {
             Some(file) => Some(
                 std::fs::read_to_string(file)
@@ -116,5 +132,26 @@ impl LocalClient {
             Ok(answer) => answer,
             Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bearer_token_is_never_sent_in_clear_to_another_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "secret\n").unwrap();
+        let settings = FhirSettings {
+            bearer_token_file: Some(token),
+            ..FhirSettings::default()
+        };
+        let error = LocalClient::new("http://epr.example.nhs.uk/fhir", &settings).unwrap_err();
+        assert!(error.to_string().contains("https://"), "{error}");
+        assert!(LocalClient::new("http://127.0.0.1:9/fhir", &settings).is_ok());
+        assert!(LocalClient::new("http://[::1]:9/fhir", &settings).is_ok());
+        assert!(LocalClient::new("https://epr.example.nhs.uk/fhir", &settings).is_ok());
     }
 }

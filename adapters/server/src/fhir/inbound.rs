@@ -24,6 +24,18 @@
 //! A rejection by the hub after the answer is reported later, as a response
 //! message posted to the local system ([`super::late_responses`]).
 //!
+//! **Who may post** (`docs/security.md`, "Adapter listeners"): with
+//! `[fhir.listen_tls]` the listener speaks HTTPS, and with its `client_ca`
+//! a client without a certificate chaining to that CA is refused in the
+//! handshake; with `inbound_tokens_file` every request must carry one of
+//! its bearer tokens (`Authorization: Bearer ...`), or it is answered
+//! **401** with an OperationOutcome (`login`) and `WWW-Authenticate:
+//! Bearer`, before its body is read. **Bounds**: at most `max_connections`
+//! connections at once (more wait to be accepted), `header_read_timeout_ms`
+//! for the TLS handshake and each request's headers, `body_timeout_ms` for
+//! a body (then 400), `connection_timeout_ms` for a connection's whole
+//! life; HTTP/1.1 only.
+//!
 //! Each answer is counted, timed and traced ([`crate::ops`]): the HTTP
 //! status as the code, the ITK3 code (`20013`, `20007`, `20015`), the
 //! hub's response code or the refusal's issue code as the detail; a
@@ -37,10 +49,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use lhcie_adapter_kit::outbox::Outcome;
@@ -52,6 +65,9 @@ use lhcie_model::{AckLevel, AckOutcome, itk_response};
 use lhcie_proto::canonical as pb;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
 use super::acks::{self, AckSpec};
 use super::delivered::DeliveredHeaders;
@@ -84,6 +100,25 @@ pub async fn serve(
     delivered: DeliveredHeaders,
     ctx: AdapterContext,
 ) -> anyhow::Result<()> {
+    let acceptor = match &settings.listen_tls {
+        Some(tls) => Some(crate::hl7v2::tls::acceptor(tls)?),
+        None => None,
+    };
+    let tokens = match &settings.inbound_tokens_file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading the inbound tokens {}", file.display()))?;
+            let tokens = lhcie_config::inbound_tokens(&text)
+                .map_err(|problem| anyhow::anyhow!("{}: {problem}", file.display()))?;
+            Some(Arc::new(tokens))
+        }
+        None => None,
+    };
+    log_insecure_choices(listen, &settings);
+    let client_certificates = settings
+        .listen_tls
+        .as_ref()
+        .is_some_and(|tls| tls.client_ca.is_some());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the FHIR endpoint on {listen}"))?;
@@ -93,14 +128,21 @@ pub async fn serve(
         ..ReadLimits::default()
     };
     let shutdown = ctx.shutdown.clone();
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
     let endpoint = Arc::new(Endpoint {
-        base_url: format!("http://{listen}"),
+        base_url: format!("{scheme}://{listen}"),
         limits,
         window,
         delivered,
         ctx,
         settings,
     });
+    let body_timeout = Duration::from_millis(endpoint.settings.body_timeout_ms);
+    let limits = ConnectionLimits {
+        header_read: Duration::from_millis(endpoint.settings.header_read_timeout_ms),
+        lifetime: Duration::from_millis(endpoint.settings.connection_timeout_ms),
+    };
+    let max_connections = endpoint.settings.max_connections;
     let app = Router::new()
         .route("/$process-message", post(process_message))
         .route("/DocumentReference", post(document_reference))
@@ -108,11 +150,240 @@ pub async fn serve(
         // One byte over the limit is enough to know it is too large.
         .layer(DefaultBodyLimit::max(endpoint.settings.max_body_bytes + 1))
         .with_state(endpoint);
-    tracing::info!(%listen, "FHIR endpoint ready");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .context("serving the FHIR endpoint")
+    let mut app = with_body_timeout(app, body_timeout);
+    if let Some(tokens) = tokens.clone() {
+        // Checked before anything else, the body included.
+        app = app.layer(middleware::from_fn_with_state(tokens, require_token));
+    }
+    tracing::info!(
+        %listen,
+        tls = acceptor.is_some(),
+        client_certificates,
+        bearer_tokens = tokens.is_some(),
+        max_connections,
+        "FHIR endpoint ready"
+    );
+    serve_connections(listener, acceptor, app, max_connections, limits, shutdown).await;
+    Ok(())
+}
+
+/// Logs, at start-up, why a non-loopback listener is plain HTTP or does not
+/// authenticate its clients (the file had to say why).
+fn log_insecure_choices(listen: SocketAddr, settings: &FhirSettings) {
+    if listen.ip().is_loopback() {
+        return;
+    }
+    if let Some(reason) = &settings.allow_plaintext_reason
+        && settings.listen_tls.is_none()
+    {
+        tracing::warn!(%listen, %reason, "FHIR listener is PLAIN HTTP on a non-loopback address (allow_plaintext_reason)");
+    }
+    let authenticated = settings.inbound_tokens_file.is_some()
+        || settings
+            .listen_tls
+            .as_ref()
+            .is_some_and(|tls| tls.client_ca.is_some());
+    if let Some(reason) = &settings.allow_unauthenticated_reason
+        && !authenticated
+    {
+        tracing::warn!(%listen, %reason, "FHIR listener does not authenticate clients on a non-loopback address (allow_unauthenticated_reason)");
+    }
+}
+
+/// Per-connection bounds.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    /// The TLS handshake, and each request's headers.
+    header_read: Duration,
+    /// A connection's whole life.
+    lifetime: Duration,
+}
+
+/// How long connections in progress may finish after shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Accepts connections (at most `max_connections` at once) and serves each
+/// with HTTP/1.1, over TLS with `acceptor`, until `shutdown`; then lets the
+/// connections finish their requests (at most [`SHUTDOWN_GRACE`]).
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    app: Router,
+    max_connections: usize,
+    limits: ConnectionLimits,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(max_connections));
+    loop {
+        let slot = tokio::select! {
+            () = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // E.g. out of file descriptors: wait, then try again.
+                    tracing::warn!(%error, "FHIR endpoint: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let acceptor = acceptor.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            match acceptor {
+                None => serve_http(stream, app, limits, shutdown).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_read, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_http(stream, app, limits, shutdown).await,
+                        Ok(Err(error)) => {
+                            tracing::info!(%peer, %error, "FHIR endpoint: TLS handshake refused");
+                        }
+                        Err(_) => {
+                            tracing::info!(%peer, "FHIR endpoint: TLS handshake timed out");
+                        }
+                    }
+                }
+            }
+        });
+    }
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all)).await;
+}
+
+/// One connection: HTTP/1.1 with keep-alive, the header-read timeout, and
+/// a graceful close at the end of its lifetime or at shutdown.
+async fn serve_http<S>(
+    stream: S,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read)
+        .keep_alive(true);
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        served = connection.as_mut() => {
+            if let Err(error) = served {
+                tracing::debug!(%error, "FHIR endpoint: connection ended");
+            }
+            return;
+        }
+        () = tokio::time::sleep(limits.lifetime) => {}
+        () = shutdown.cancelled() => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
+}
+
+/// Every request body must arrive within `timeout` (then reading it
+/// fails, and the handler answers 400).
+fn with_body_timeout(app: Router, timeout: Duration) -> Router {
+    app.layer(middleware::from_fn(move |request: Request, next: Next| {
+        next.run(request.map(|body| Body::new(TimeoutBody::new(body, timeout))))
+    }))
+}
+
+/// Lets a request through only with one of `tokens` as its bearer token;
+/// otherwise 401 with an OperationOutcome, the body unread.
+async fn require_token(
+    State(tokens): State<Arc<Vec<String>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    let refusal = match presented {
+        Some(token) if tokens.iter().any(|known| same_secret(known, token)) => {
+            return next.run(request).await;
+        }
+        Some(_) => "the bearer token is not accepted",
+        None => "a bearer token is required (Authorization: Bearer <token>)",
+    };
+    tracing::info!(path = %request.uri().path(), "FHIR request refused: not authenticated");
+    let mut response = outcome(StatusCode::UNAUTHORIZED, "login", refusal);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+fn same_secret(known: &str, presented: &str) -> bool {
+    let (known, presented) = (known.as_bytes(), presented.as_bytes());
+    if known.len() != presented.len() {
+        return false;
+    }
+    known
+        .iter()
+        .zip(presented)
+        .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+        == 0
+}
+
+/// A request body that fails once its deadline has passed (the whole body
+/// must arrive within `body_timeout_ms`).
+struct TimeoutBody {
+    inner: Body,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl TimeoutBody {
+    fn new(inner: Body, timeout: Duration) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl http_body::Body for TimeoutBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::future::Future;
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(Some(Err(axum::Error::new(
+                "the request body did not arrive in time",
+            ))));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 async fn process_message(
@@ -460,5 +731,178 @@ impl Endpoint {
                 StatusCode::INTERNAL_SERVER_ERROR.into_response()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod listener_tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// Serves `POST /echo` (the body's length, or 400 if it could not be
+    /// read) with these bounds; its address.
+    async fn listener(
+        max_connections: usize,
+        limits: ConnectionLimits,
+        body_timeout: Duration,
+        tokens: Option<Vec<String>>,
+    ) -> (SocketAddr, CancellationToken) {
+        let mut app = with_body_timeout(
+            Router::new().route(
+                "/echo",
+                post(|body: Result<Bytes, BytesRejection>| async move {
+                    match body {
+                        Ok(body) => (StatusCode::OK, body.len().to_string()),
+                        Err(_) => (StatusCode::BAD_REQUEST, "unread".to_owned()),
+                    }
+                }),
+            ),
+            body_timeout,
+        );
+        if let Some(tokens) = tokens {
+            app = app.layer(middleware::from_fn_with_state(
+                Arc::new(tokens),
+                require_token,
+            ));
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        tokio::spawn(serve_connections(
+            listener,
+            None,
+            app,
+            max_connections,
+            limits,
+            stop.clone(),
+        ));
+        (address, stop)
+    }
+
+    const GENEROUS: ConnectionLimits = ConnectionLimits {
+        header_read: Duration::from_secs(10),
+        lifetime: Duration::from_secs(60),
+    };
+
+    /// Reads until the connection closes or `within` passes; the text.
+    async fn read_all(stream: &mut TcpStream, within: Duration) -> Option<String> {
+        let mut text = Vec::new();
+        let read = tokio::time::timeout(within, async {
+            let mut buffer = [0u8; 1024];
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        text.extend_from_slice(&buffer[..n]);
+                        if text.windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+        read.ok()
+            .map(|()| String::from_utf8_lossy(&text).into_owned())
+    }
+
+    const REQUEST: &[u8] =
+        b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\nab";
+
+    #[tokio::test]
+    async fn a_client_that_sends_no_headers_is_disconnected() {
+        let limits = ConnectionLimits {
+            header_read: Duration::from_millis(200),
+            lifetime: Duration::from_secs(60),
+        };
+        let (address, stop) = listener(4, limits, Duration::from_secs(10), None).await;
+        let mut silent = TcpStream::connect(address).await.unwrap();
+        let closed = read_all(&mut silent, Duration::from_secs(3)).await;
+        assert!(closed.is_some(), "still open after the header-read timeout");
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_arrive_in_time_is_refused() {
+        let (address, stop) = listener(4, GENEROUS, Duration::from_millis(200), None).await;
+        let mut slow = TcpStream::connect(address).await.unwrap();
+        slow.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc")
+            .await
+            .unwrap();
+        let answer = read_all(&mut slow, Duration::from_secs(3)).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_limit_wait_to_be_served() {
+        let (address, stop) = listener(1, GENEROUS, Duration::from_secs(10), None).await;
+        let mut first = TcpStream::connect(address).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut second = TcpStream::connect(address).await.unwrap();
+        second.write_all(REQUEST).await.unwrap();
+        assert!(
+            read_all(&mut second, Duration::from_millis(300))
+                .await
+                .is_none(),
+            "served beyond max_connections"
+        );
+        first.write_all(REQUEST).await.unwrap();
+        let answer = read_all(&mut first, Duration::from_secs(3)).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        drop(first);
+        let answer = read_all(&mut second, Duration::from_secs(3)).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn without_a_known_bearer_token_the_answer_is_401_and_the_body_unread() {
+        let token = "abcdefghijklmnopqrstuvwxyz0123456789".to_owned();
+        let (address, stop) = listener(
+            4,
+            GENEROUS,
+            Duration::from_secs(10),
+            Some(vec![token.clone()]),
+        )
+        .await;
+        for authorization in [
+            "",
+            "authorization: Bearer wrong\r\n",
+            "authorization: Basic eDp5\r\n",
+        ] {
+            let mut client = TcpStream::connect(address).await.unwrap();
+            client
+                .write_all(
+                    format!("POST /echo HTTP/1.1\r\nhost: x\r\n{authorization}content-length: 2\r\nconnection: close\r\n\r\nab")
+                        .as_bytes(),
+                )
+                .await
+                .unwrap();
+            let answer = read_all(&mut client, Duration::from_secs(3)).await.unwrap();
+            assert!(
+                answer.starts_with("HTTP/1.1 401"),
+                "{authorization}: {answer}"
+            );
+            assert!(
+                answer.to_lowercase().contains("www-authenticate: bearer"),
+                "{answer}"
+            );
+        }
+        let mut client = TcpStream::connect(address).await.unwrap();
+        client
+            .write_all(
+                format!("POST /echo HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nab")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let answer = read_all(&mut client, Duration::from_secs(3)).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            same_secret("abc", "abc") && !same_secret("abc", "abd") && !same_secret("abc", "ab")
+        );
+        stop.cancel();
     }
 }

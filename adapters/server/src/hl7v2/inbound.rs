@@ -64,6 +64,18 @@ pub async fn serve(
     if let Some(config) = &settings.tls {
         listener = listener.with_tls(super::tls::acceptor(config)?);
     }
+    if !listen.ip().is_loopback() {
+        if let Some(reason) = &settings.allow_plaintext_reason
+            && settings.tls.is_none()
+        {
+            tracing::warn!(%listen, %reason, "MLLP listener is PLAIN TEXT on a non-loopback address (allow_plaintext_reason)");
+        }
+        if let Some(reason) = &settings.allow_unauthenticated_reason
+            && settings.tls.as_ref().is_none_or(|t| t.client_ca.is_none())
+        {
+            tracing::warn!(%listen, %reason, "MLLP listener does not authenticate clients on a non-loopback address (allow_unauthenticated_reason)");
+        }
+    }
     tracing::info!(
         %listen,
         tls = settings.tls.is_some(),

@@ -439,6 +439,7 @@ pub async fn run() {
             log_level: "warn",
             broker_credentials: None,
             fhir: String::new(),
+            extra_tables: String::new(),
         },
     )
     .await;

@@ -31,7 +31,8 @@ pub struct HubConfig {
     /// Consuming envelopes that adapters publish over AMQP.
     #[serde(default)]
     pub amqp_ingress: AmqpIngressConfig,
-    /// The operations HTTP endpoint (health, readiness, audit queries).
+    /// The operations HTTP endpoint (health, readiness, `/metrics`, adapter
+    /// status, the registry copy's freshness): no patient data.
     pub admin: AdminConfig,
     /// The operations dashboard (web page, trace, dead letters and replay)
     /// for logged-in ops users; absent: not served.
@@ -42,6 +43,10 @@ pub struct HubConfig {
     /// Limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// How long what the hub keeps about messages and people is kept
+    /// (`docs/security.md`, "What is retained and for how long").
+    #[serde(default)]
+    pub retention: RetentionConfig,
 }
 
 /// The gRPC endpoint.
@@ -71,6 +76,13 @@ pub struct TlsConfig {
     /// The CA that signs adapters' client certificates (PEM). A client
     /// certificate names its exchange in a `urn:lhcie:exchange:<id>` URI.
     pub client_ca: PathBuf,
+    /// Certificate revocation lists of that CA (PEM, `X509 CRL`): a client
+    /// certificate they list is refused in the TLS handshake, and so is
+    /// one whose issuer has no list here. Read again whenever the file
+    /// changes (the last good list stays in force if it cannot be read).
+    /// None: no revocation checking. See `docs/security.md`.
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
 }
 
 /// AMQP ingress.
@@ -106,8 +118,10 @@ fn default_prefetch() -> u16 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Where to listen. Keep it on a management network: it serves audit
-    /// queries.
+    /// Where to listen. It serves health, readiness, metrics, adapter
+    /// status and the registry copy's freshness, never a patient or a
+    /// message (those are the dashboard's, behind its login), so a
+    /// monitoring network address is acceptable.
     pub listen: SocketAddr,
 }
 
@@ -115,7 +129,8 @@ pub struct AdminConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DashboardConfig {
-    /// Where to listen. Put TLS in front of it beyond a management host.
+    /// Where to listen. An address other than loopback needs
+    /// `secure_cookie = true` (and so TLS in front of it).
     pub listen: SocketAddr,
     /// The users file: name, role (`viewer`, `operator`, `admin`) and an
     /// argon2id password hash each (`hub hash-password` makes one).
@@ -180,6 +195,68 @@ impl Default for LimitsConfig {
     }
 }
 
+/// Retention windows, in days: what is older is deleted by the hub's
+/// periodic pruning (`docs/security.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// A pending dead letter (whole envelope: clinical content) is
+    /// discarded this long after it was dead-lettered, its body deleted; a
+    /// replayed or discarded one's record (no body) is deleted this long
+    /// after it was settled.
+    #[serde(default = "default_dead_letter_days")]
+    pub dead_letters_days: u64,
+    /// Trace events (codes and short reasons) are deleted this long after
+    /// they happened.
+    #[serde(default = "default_trace_days")]
+    pub trace_events_days: u64,
+    /// The search indexes by time and organisation (the trace's searches)
+    /// are deleted this long after the decision.
+    #[serde(default = "default_trace_days")]
+    pub audit_detail_days: u64,
+    /// The decision records themselves (who sent what category about which
+    /// patient to whom, the outcome and why) and their patient index.
+    #[serde(default = "default_audit_record_days")]
+    pub audit_records_days: u64,
+    /// The access log (who looked at which patient or message).
+    #[serde(default = "default_audit_record_days")]
+    pub access_log_days: u64,
+    /// How often pruning runs, in minutes.
+    #[serde(default = "default_prune_minutes")]
+    pub prune_every_minutes: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            dead_letters_days: default_dead_letter_days(),
+            trace_events_days: default_trace_days(),
+            audit_detail_days: default_trace_days(),
+            audit_records_days: default_audit_record_days(),
+            access_log_days: default_audit_record_days(),
+            prune_every_minutes: default_prune_minutes(),
+        }
+    }
+}
+
+fn default_dead_letter_days() -> u64 {
+    30
+}
+
+fn default_trace_days() -> u64 {
+    90
+}
+
+fn default_audit_record_days() -> u64 {
+    // Eight years (2922 days): the NHS Records Management Code of
+    // Practice's minimum for adult health records.
+    8 * 365 + 2
+}
+
+fn default_prune_minutes() -> u64 {
+    60
+}
+
 fn default_max_envelope() -> usize {
     16 * 1024 * 1024
 }
@@ -209,6 +286,13 @@ impl HubConfig {
             (Some(_), true) => problems.add(
                 "grpc.insecure_plaintext",
                 "cannot be set together with [grpc.tls]; choose one",
+            ),
+            (None, true) if !config.grpc.listen.ip().is_loopback() => problems.add(
+                "grpc.insecure_plaintext",
+                format!(
+                    "only with a loopback grpc.listen (development); {} is not loopback: anyone who reaches it could claim any exchange",
+                    config.grpc.listen
+                ),
             ),
             _ => {}
         }
@@ -241,6 +325,37 @@ impl HubConfig {
             if dashboard.max_replay_per_second == 0 {
                 problems.add("dashboard.max_replay_per_second", "must be at least 1");
             }
+            if !dashboard.listen.ip().is_loopback() && !dashboard.secure_cookie {
+                problems.add(
+                    "dashboard.secure_cookie",
+                    format!(
+                        "must be true when dashboard.listen ({}) is not loopback: put TLS in front of the dashboard and set secure_cookie = true, or listen on 127.0.0.1",
+                        dashboard.listen
+                    ),
+                );
+            }
+        }
+        let retention = &config.retention;
+        for (key, days) in [
+            ("retention.dead_letters_days", retention.dead_letters_days),
+            ("retention.trace_events_days", retention.trace_events_days),
+            ("retention.audit_detail_days", retention.audit_detail_days),
+            ("retention.audit_records_days", retention.audit_records_days),
+            ("retention.access_log_days", retention.access_log_days),
+            (
+                "retention.prune_every_minutes",
+                retention.prune_every_minutes,
+            ),
+        ] {
+            if days == 0 {
+                problems.add(key, "must be at least 1");
+            }
+        }
+        if retention.audit_records_days < retention.audit_detail_days {
+            problems.add(
+                "retention.audit_records_days",
+                "must be at least retention.audit_detail_days (the indexes point at the records)",
+            );
         }
         if config.store.dedup_retention_hours == 0 {
             problems.add("store.dedup_retention_hours", "must be at least 1");
@@ -250,6 +365,9 @@ impl HubConfig {
         config.topology = base.join(&config.topology);
         config.policy = config.policy.as_ref().map(|policy| base.join(policy));
         config.store.path = base.join(&config.store.path);
+        if let Some(registry) = &mut config.registry {
+            registry.resolve_paths(base);
+        }
         if let Some(dashboard) = &mut config.dashboard {
             dashboard.users = base.join(&dashboard.users);
         }
@@ -257,6 +375,16 @@ impl HubConfig {
             tls.cert = base.join(&tls.cert);
             tls.key = base.join(&tls.key);
             tls.client_ca = base.join(&tls.client_ca);
+            if let Some(crl) = &mut tls.crl {
+                *crl = base.join(&*crl);
+                if !crl.is_file() {
+                    return Err(ConfigError::one(
+                        file,
+                        "grpc.tls.crl",
+                        format!("{} is not a readable file", crl.display()),
+                    ));
+                }
+            }
         }
         Ok(config)
     }
@@ -325,11 +453,75 @@ path = "store"
     }
 
     #[test]
+    fn plaintext_grpc_only_on_loopback() {
+        let error = load(&format!(
+            "{BASE}[grpc]\nlisten = \"0.0.0.0:50051\"\ninsecure_plaintext = true\n"
+        ))
+        .unwrap_err();
+        assert_eq!(error.problems[0].key, "grpc.insecure_plaintext");
+        assert!(error.problems[0].message.contains("0.0.0.0:50051"));
+        let error = load(&format!(
+            "{BASE}[grpc]\nlisten = \"10.1.2.3:50051\"\ninsecure_plaintext = true\n"
+        ))
+        .unwrap_err();
+        assert_eq!(error.problems[0].key, "grpc.insecure_plaintext");
+        load(&format!(
+            "{BASE}[grpc]\nlisten = \"[::1]:50051\"\ninsecure_plaintext = true\n"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn a_dashboard_beyond_loopback_needs_a_secure_cookie() {
+        let grpc = "[grpc]\nlisten = \"127.0.0.1:0\"\ninsecure_plaintext = true\n";
+        let dashboard = |listen: &str, secure: &str| {
+            format!("{BASE}{grpc}[dashboard]\nlisten = \"{listen}\"\nusers = \"u.toml\"\n{secure}")
+        };
+        let error = load(&dashboard("0.0.0.0:9465", "")).unwrap_err();
+        assert_eq!(error.problems[0].key, "dashboard.secure_cookie");
+        assert!(error.problems[0].message.contains("0.0.0.0:9465"));
+        load(&dashboard("0.0.0.0:9465", "secure_cookie = true\n")).unwrap();
+        load(&dashboard("127.0.0.1:9465", "")).unwrap();
+        // The admin port serves no patient data: any address will do.
+        load(&format!(
+            "{}{grpc}",
+            BASE.replace("127.0.0.1:0", "0.0.0.0:9464")
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn retention_has_nhs_defaults_and_refuses_nonsense() {
+        let grpc = "[grpc]\nlisten = \"127.0.0.1:0\"\ninsecure_plaintext = true\n";
+        let config = load(&format!("{BASE}{grpc}")).unwrap();
+        assert_eq!(config.retention.dead_letters_days, 30);
+        assert_eq!(config.retention.trace_events_days, 90);
+        assert_eq!(config.retention.audit_records_days, 2922);
+        let error = load(&format!(
+            "{BASE}{grpc}[retention]\ntrace_events_days = 0\naudit_detail_days = 100\naudit_records_days = 50\n"
+        ))
+        .unwrap_err();
+        let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"retention.trace_events_days"), "{keys:?}");
+        assert!(keys.contains(&"retention.audit_records_days"), "{keys:?}");
+    }
+
+    #[test]
     fn both_tls_and_plaintext_is_refused() {
         let error = load(&format!(
             "{BASE}[grpc]\nlisten = \"127.0.0.1:0\"\ninsecure_plaintext = true\n[grpc.tls]\ncert = \"a\"\nkey = \"b\"\nclient_ca = \"c\"\n"
         ))
         .unwrap_err();
         assert_eq!(error.problems[0].key, "grpc.insecure_plaintext");
+    }
+
+    #[test]
+    fn a_revocation_list_must_exist() {
+        let error = load(&format!(
+            "{BASE}[grpc]\nlisten = \"127.0.0.1:0\"\n[grpc.tls]\ncert = \"hub.pem\"\nkey = \"hub.key\"\nclient_ca = \"ca.pem\"\ncrl = \"missing-crl.pem\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(error.problems[0].key, "grpc.tls.crl", "{error}");
+        assert!(error.to_string().contains("missing-crl.pem"), "{error}");
     }
 }

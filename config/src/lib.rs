@@ -33,13 +33,15 @@ pub mod toml_file;
 pub mod topology;
 
 pub use adapter::{
-    AdapterBrokerConfig, AdapterFile, AdapterSettings, FhirDeliverTls, FhirSettings, Hl7v2Settings,
-    MllpDeliverTls, MllpListenTls,
+    AdapterBrokerConfig, AdapterFile, AdapterSettings, BrokerCredentialsFile, FhirDeliverTls,
+    FhirSettings, Hl7v2Settings, ListenTls, MllpDeliverTls, MllpListenTls, inbound_tokens,
 };
-pub use broker::BrokerConfig;
+pub use broker::{BrokerConfig, is_loopback_host};
 pub use error::{ConfigError, Problem};
-pub use hub::{DashboardConfig, HubConfig};
+pub use hub::{DashboardConfig, HubConfig, RetentionConfig};
 pub use ods::{OdsRegister, Organisation};
 pub use policy::PolicyConfig;
-pub use registry::{RegistryClientConfig, RegistryConfig};
+pub use registry::{
+    RegistryClientConfig, RegistryClientTlsSection, RegistryConfig, RegistryTlsSection,
+};
 pub use topology::{AdapterConfig, Exchange, ExchangeConfig, Region, Topology, Uplink};

@@ -43,6 +43,21 @@ pub const USERS: [OpsUser; 3] = [
     },
 ];
 
+/// The test harness's own dashboard user (admin), in every test hub's users
+/// file: the harness reads audit records, trace events and dead letters
+/// through the dashboard's API, as operators do (the admin port serves
+/// none of them).
+pub const HARNESS: OpsUser = OpsUser {
+    name: "harness",
+    role: "admin",
+    password: "lhcie-test-harness-pass",
+};
+
+/// [`HARNESS`]'s password hash: argon2id with tiny parameters, so checking
+/// it on every request costs nothing (the hub verifies against a hash's own
+/// parameters).
+const HARNESS_HASH: &str = "$argon2id$v=19$m=64,t=1,p=1$aGFybmVzcy1zYWx0LTE2Yg$3oOZBxsqSsPKKOtpHpFT55wk4NxnqxbrQicQxFXnNkU";
+
 /// The argon2id hash of `password`, by `hub hash-password`.
 pub fn hash_password(password: &str) -> String {
     let mut child = Command::new(crate::binary("hub"))
@@ -70,11 +85,14 @@ pub fn hash_password(password: &str) -> String {
         .to_owned()
 }
 
-/// Writes the users file and adds `[dashboard]` to the environment's hub
-/// configuration; returns the dashboard's address. Call before starting
-/// the hub.
+/// Writes the users file (`users` and [`HARNESS`]) and sets `[dashboard]`
+/// in the environment's hub configuration (replacing one already there);
+/// returns the dashboard's address. Call before starting the hub.
 pub fn enable_dashboard(env: &TestEnv, users: &[OpsUser]) -> SocketAddr {
-    let mut file = String::new();
+    let mut file = format!(
+        "[[user]]\nname = \"{}\"\nrole = \"{}\"\npassword_hash = \"{HARNESS_HASH}\"\n",
+        HARNESS.name, HARNESS.role
+    );
     for user in users {
         file.push_str(&format!(
             "[[user]]\nname = \"{}\"\nrole = \"{}\"\npassword_hash = \"{}\"\n",
@@ -85,13 +103,49 @@ pub fn enable_dashboard(env: &TestEnv, users: &[OpsUser]) -> SocketAddr {
     }
     std::fs::write(env.dir().join("ops-users.toml"), file).expect("users file");
     let port = crate::free_port();
-    let text = std::fs::read_to_string(&env.hub_config).expect("hub.toml");
+    let text = without_section(
+        &std::fs::read_to_string(&env.hub_config).expect("hub.toml"),
+        "[dashboard]",
+    );
     let text = text
         + &format!(
             "[dashboard]\nlisten = \"127.0.0.1:{port}\"\nusers = \"ops-users.toml\"\nmax_replay_per_second = 50\n"
         );
     std::fs::write(&env.hub_config, text).expect("hub.toml");
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The dashboard of the environment's hub: the one configured, or a new
+/// one for [`HARNESS`] only.
+pub fn ensure_dashboard(env: &TestEnv) -> SocketAddr {
+    let text = std::fs::read_to_string(&env.hub_config).expect("hub.toml");
+    let configured = text
+        .split("[dashboard]")
+        .nth(1)
+        .and_then(|section| {
+            section
+                .lines()
+                .find_map(|line| line.trim().strip_prefix("listen = "))
+        })
+        .and_then(|listen| listen.trim_matches('"').parse().ok());
+    configured.unwrap_or_else(|| enable_dashboard(env, &[]))
+}
+
+/// `text` without the TOML table `header` (to the next table).
+fn without_section(text: &str, header: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            skipping = trimmed == header;
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// A hub following a one-node registry seeded from the test policy, with

@@ -164,6 +164,27 @@ shutdown_grace_seconds = 10
         std::fs::write(&self.hub_config, text).expect("hub.toml");
     }
 
+    /// Like [`TestEnv::use_registry`], over mutual TLS: the hub presents
+    /// `pki/services/hub.pem` (`urn:lhcie:service:hub`) and accepts only
+    /// registry nodes of this environment's CA. Call
+    /// [`TestEnv::registry_pki`] first.
+    pub fn use_registry_with_tls(&self, endpoints: &[String], max_staleness_ms: u64) {
+        self.use_registry(endpoints, max_staleness_ms);
+        let text = std::fs::read_to_string(&self.hub_config).expect("hub.toml")
+            + "[registry.tls]\nca = \"pki/ca.pem\"\ncert = \"pki/services/hub.pem\"\nkey = \"pki/services/hub.key\"\n";
+        std::fs::write(&self.hub_config, text).expect("hub.toml");
+    }
+
+    /// Issues this environment's registry certificates (nodes 1 to 5, the
+    /// services `hub` and `registry-admin`) and gives the layout, for
+    /// [`crate::registry::ClusterOptions::tls`].
+    pub fn registry_pki(&self) -> PkiLayout {
+        self.pki
+            .generate_services(&self.ca, &[1, 2, 3, 4, 5], &["hub", "registry-admin"])
+            .expect("registry certificates");
+        self.pki.clone()
+    }
+
     /// The broker names of this run.
     pub fn names(&self) -> Names {
         Names::new(&self.prefix)
@@ -192,21 +213,23 @@ shutdown_grace_seconds = 10
     }
 
     /// Provisions broker users for these exchanges' adapters (as
-    /// [`TestEnv::provision_users`]) and writes their credentials file in
-    /// the form `hub provision-broker-users` writes, for adapters' `[broker]
-    /// credentials`. Returns its path.
+    /// [`TestEnv::provision_users`]) and writes one credentials file per
+    /// exchange (`<dir>/<exchange>.toml`, mode 0600) as `hub
+    /// provision-broker-users` does, for adapters' `[broker] credentials`.
+    /// Returns the folder.
     pub async fn broker_credentials_file(&self, exchanges: &[&str]) -> PathBuf {
         self.provision_users(exchanges).await;
-        let mut text = String::from("# Test broker users.\n");
+        let dir = self.dir().join("broker-credentials");
         for user in self.users.lock().unwrap().iter() {
-            text.push_str(&format!(
-                "[{}]\nuser = \"{}\"\npassword = \"{}\"\n",
-                user.exchange, user.name, user.password
-            ));
+            lhcie_config::BrokerCredentialsFile {
+                exchange: user.exchange.clone(),
+                user: user.name.clone(),
+                password: user.password.clone(),
+            }
+            .write_in(&dir)
+            .expect("broker credentials file");
         }
-        let file = self.dir().join("broker-users.toml");
-        std::fs::write(&file, text).expect("broker-users.toml");
-        file
+        dir
     }
 
     /// The broker URL without credentials.

@@ -14,8 +14,11 @@ pub struct HubProcess {
     child: Child,
     /// Its gRPC address.
     pub grpc: SocketAddr,
-    /// Its admin address.
+    /// Its admin address (health, readiness, metrics).
     pub admin: SocketAddr,
+    /// Its dashboard's address (audit, trace events, dead letters: what
+    /// names a patient or a message, behind a login).
+    pub dashboard: SocketAddr,
     log: PathBuf,
 }
 
@@ -28,8 +31,10 @@ impl HubProcess {
         hub
     }
 
-    /// Starts the hub of `env` without waiting for readiness.
+    /// Starts the hub of `env` without waiting for readiness (adding a
+    /// dashboard for the harness to its configuration if it has none).
     pub fn spawn(env: &TestEnv) -> Self {
+        let dashboard = crate::dashboard::ensure_dashboard(env);
         let log = env
             .dir()
             .join(format!("hub-{}.log", uuid::Uuid::new_v4().simple()));
@@ -45,6 +50,7 @@ impl HubProcess {
             child,
             grpc: SocketAddr::from(([127, 0, 0, 1], env.grpc_port)),
             admin: SocketAddr::from(([127, 0, 0, 1], env.admin_port)),
+            dashboard,
             log,
         }
     }
@@ -77,14 +83,71 @@ impl HubProcess {
         serde_json::from_str(&body).expect("JSON")
     }
 
+    /// The dashboard's API as the harness's own user (admin).
+    pub fn ops(&self) -> crate::dashboard::DashboardClient {
+        crate::dashboard::DashboardClient::new(self.dashboard, &crate::dashboard::HARNESS)
+    }
+
+    /// The audit records of a message id (`[]` if the hub knows nothing of
+    /// it), through the dashboard's trace (`GET /api/trace/<id>`).
+    pub async fn audit_of_message(&self, message_id: &str) -> serde_json::Value {
+        self.trace(message_id).await["records"].clone()
+    }
+
+    /// A message's timeline: the hub's decision events and the trace events
+    /// adapters, the hub and the broker recorded (`[]` if none).
+    pub async fn events_of_message(&self, message_id: &str) -> serde_json::Value {
+        self.trace(message_id).await["timeline"].clone()
+    }
+
+    async fn trace(&self, message_id: &str) -> serde_json::Value {
+        let (status, body) = self.ops().get(&format!("/api/trace/{message_id}")).await;
+        match status {
+            200 => body,
+            404 => serde_json::json!({ "records": [], "timeline": [] }),
+            _ => panic!("GET /api/trace/{message_id}: {status} {body}"),
+        }
+    }
+
+    /// The audit records naming a patient, newest first, whole (a search by
+    /// NHS number, then each message's trace).
+    pub async fn audit_of_patient(&self, nhs_number: &str) -> serde_json::Value {
+        let found = self
+            .ops()
+            .get_ok(&format!("/api/trace?nhs_number={nhs_number}"))
+            .await;
+        let mut records = Vec::new();
+        for result in found["results"].as_array().into_iter().flatten() {
+            let id = result["message_id"].as_str().expect("a message id");
+            for record in self
+                .audit_of_message(id)
+                .await
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                if record["nhs_number"] == nhs_number
+                    && !records.iter().any(|r: &serde_json::Value| {
+                        r["message_id"] == record["message_id"]
+                            && r["submitted_by"] == record["submitted_by"]
+                    })
+                {
+                    records.push(record.clone());
+                }
+            }
+        }
+        serde_json::Value::Array(records)
+    }
+
     /// Waits (up to 30 s) until the hub keeps at least `count` pending dead
     /// letters for `destination` (an exchange id or `ingress`), and returns
-    /// them as its admin endpoint lists them.
+    /// them as the dashboard lists them.
     pub async fn dead_letters(&self, destination: &str, count: usize) -> Vec<serde_json::Value> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let listing = self
-                .get_json(&format!("/dead-letters?destination={destination}"))
+                .ops()
+                .get_ok(&format!("/api/dead-letters?destination={destination}"))
                 .await;
             let letters = listing["dead_letters"]
                 .as_array()

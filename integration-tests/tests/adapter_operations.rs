@@ -137,7 +137,7 @@ fn adt_a01(control_id: &str, nhs: &str) -> Vec<u8> {
 async fn message_id_of(hub: &HubProcess, nhs: &str) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let audit = hub.get_json(&format!("/audit/patients/{nhs}")).await;
+        let audit = hub.audit_of_patient(nhs).await;
         if let Some(id) = audit[0]["message_id"].as_str() {
             return id.to_owned();
         }
@@ -169,10 +169,9 @@ async fn wait_for_events(
     done: impl Fn(&Value) -> bool,
     logs: impl Fn() -> String,
 ) -> Value {
-    let path = format!("/audit/messages/{message_id}/events");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let events = hub.get_json(&path).await;
+        let events = hub.events_of_message(message_id).await;
         if done(&events) {
             return events;
         }

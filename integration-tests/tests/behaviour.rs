@@ -85,7 +85,7 @@ async fn bad_envelopes_are_rejected_with_their_precise_reason_and_reach_no_one()
         }
         // The audit has every rejection.
         for answer in &answers {
-            let audit = hub.get_json(&format!("/audit/messages/{}", answer.message_id)).await;
+            let audit = hub.audit_of_message(&answer.message_id).await;
             assert!(audit[0]["outcome"]["rejected"]["reason"].is_string(), "{audit}");
         }
         // Nothing reached any exchange.
@@ -232,9 +232,7 @@ async fn a_denied_recipient_gets_nothing_and_the_sender_learns_nothing_of_why() 
         }
         // The audit has the reason, the agreement and the directive, and is
         // searchable by NHS number.
-        let audit = hub
-            .get_json(&format!("/audit/patients/{DENIED_PATIENT}"))
-            .await;
+        let audit = hub.audit_of_patient(DENIED_PATIENT).await;
         let recipients = &audit[0]["outcome"]["routed"]["recipients"];
         assert_eq!(recipients[0]["decision"], "denied");
         assert_eq!(recipients[0]["reason"], "patient-denied-organisation");
@@ -253,9 +251,7 @@ async fn a_denied_recipient_gets_nothing_and_the_sender_learns_nothing_of_why() 
             accepted(&answers[0]).recipients[0].disposition,
             hubpb::Disposition::NotPermitted as i32
         );
-        let audit = hub
-            .get_json(&format!("/audit/messages/{}", referral.message_id))
-            .await;
+        let audit = hub.audit_of_message(&referral.message_id).await;
         assert_eq!(
             audit[0]["outcome"]["routed"]["recipients"][0]["reason"],
             "no-agreement"
@@ -409,6 +405,164 @@ async fn a_poison_delivery_is_dead_lettered_after_the_limit_and_blocks_nothing()
         assert_eq!(dead[0]["reason"], "delivery_limit");
         assert_eq!(dead[0]["recipients"], serde_json::json!(["RAL"]));
         assert_eq!(traffic::queue_depth(&env, &dlq).await, 0);
+    })
+    .await;
+}
+
+/// Receivers tell deliveries apart by submitting exchange, message id and
+/// recipients, not by message id alone: an exchange that sends another
+/// exchange's predicted message id first suppresses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_predicted_message_id_from_another_exchange_suppresses_nothing() {
+    with_env(TestEnv::new("predicted"), |env| async move {
+        let _hub = HubProcess::start(&env).await;
+        let receiver = traffic::receive_grpc(env.connection("ncl-royal-free"));
+        let real = discharge_summary("nwl-imperial", "RYJ", &["RAL"], 0);
+        let mut predicted = discharge_summary("ncl-whittington", "RKE", &["RAL"], 0);
+        predicted.message_id = real.message_id.clone();
+        let first = submit(&env, "ncl-whittington", vec![predicted]).await;
+        assert_eq!(
+            accepted(&first[0]).recipients[0].disposition,
+            hubpb::Disposition::Forwarded as i32
+        );
+        receiver.received.wait_for(1, Duration::from_secs(20)).await;
+        let second = submit(&env, "nwl-imperial", vec![real.clone()]).await;
+        assert!(
+            !accepted(&second[0]).duplicate,
+            "another exchange's message"
+        );
+        let received = receiver.received.clone();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while received.handed_twice().is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the real message was dropped as a duplicate of the predicted one"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let stats = receiver.stop().await;
+        assert_eq!(stats.duplicates, 0);
+        assert_eq!(received.handed_twice(), vec![real.message_id]);
+    })
+    .await;
+}
+
+/// An acknowledgement from the Royal Free answering `refers_to`, addressed
+/// to `to`.
+fn receipt(refers_to: &str, to: &str) -> pb::Envelope {
+    pb::Envelope {
+        message_id: uuid::Uuid::new_v4().to_string(),
+        created_at: Some(prost_types_now()),
+        sender: Some(pb::Party {
+            ods_code: "RAL".into(),
+            exchange_id: "ncl-royal-free".into(),
+            sending_system: String::new(),
+        }),
+        addressing: Some(pb::Addressing {
+            recipients: vec![pb::Recipient {
+                ods_code: to.into(),
+                intent: 0,
+            }],
+            rule: 0,
+        }),
+        purpose: pb::PurposeOfUse::DirectCare as i32,
+        category: pb::Category::Acknowledgement as i32,
+        body: Some(pb::envelope::Body::Acknowledgement(pb::Acknowledgement {
+            refers_to_message_id: refers_to.into(),
+            level: pb::AckLevel::Business as i32,
+            outcome: pb::AckOutcome::Positive as i32,
+            code: None,
+            text: String::new(),
+        })),
+        ..Default::default()
+    }
+}
+
+/// Acknowledgements travel without a consent decision, so they carry no
+/// patient data and answer only a message routed the other way; a payload
+/// is delivered only if it is about the patient the decision was made for.
+/// Each refusal is answered with what is wrong, and nothing reaches anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_and_originals_that_could_leak_a_record_are_refused() {
+    with_env(TestEnv::new("leaks"), |env| async move {
+        let _hub = HubProcess::start(&env).await;
+        let document = discharge_summary("nwl-imperial", "RYJ", &["RAL"], 0);
+        submit(&env, "nwl-imperial", vec![document.clone()]).await;
+
+        let mut with_patient = receipt(&document.message_id, "RYJ");
+        with_patient.patient = document.patient.clone();
+        let mut with_original = receipt(&document.message_id, "RYJ");
+        with_original.original = Some(pb::OriginalPayload {
+            media_type: "application/fhir+json".into(),
+            content: lhcie_model::Bytes::from_static(br#"{"resourceType":"Bundle"}"#),
+        });
+        let unknown = receipt(&uuid::Uuid::new_v4().to_string(), "RYJ");
+        let elsewhere = receipt(&document.message_id, "RKE");
+        let answers = submit(
+            &env,
+            "ncl-royal-free",
+            vec![with_patient, with_original, unknown, elsewhere],
+        )
+        .await;
+        let expected = [
+            "carries no patient",
+            "carries no original",
+            "is not a message this hub routed",
+            "goes back to the sender",
+        ];
+        for (answer, expected) in answers.iter().zip(expected) {
+            let (reason, detail) = rejected(answer);
+            assert_eq!(reason, hubpb::RejectReason::InvalidEnvelope);
+            assert!(detail.contains(expected), "{detail}");
+        }
+        // The sender cannot acknowledge its own message to itself.
+        let mut backwards = receipt(&document.message_id, "RAL");
+        backwards.sender = Some(pb::Party {
+            ods_code: "RYJ".into(),
+            exchange_id: "nwl-imperial".into(),
+            sending_system: String::new(),
+        });
+        let (_, detail) = rejected(&submit(&env, "nwl-imperial", vec![backwards]).await[0]);
+        assert!(detail.contains("goes back to the sender"), "{detail}");
+
+        // An HL7 v2 original about another patient than the envelope's.
+        let mut hl7 = discharge_summary("nwl-imperial", "RYJ", &["RAL"], 0);
+        hl7.original = Some(pb::OriginalPayload {
+            media_type: "x-application/hl7-v2+er7".into(),
+            content: lhcie_model::Bytes::from_static(
+                b"MSH|^~\\&|PAS|RYJ|HUB|LHCIE|20261120021900||MDM^T02|42|P|2.4\rPID|1||9000000009^^^NHS^NH||OTHER^PATIENT\r",
+            ),
+        });
+        // A FHIR Bundle with a second Patient beside the subject.
+        let mut fhir = discharge_summary("nwl-imperial", "RYJ", &["RAL"], 0);
+        let patient = |id: &str, nhs: &str| {
+            format!(r#"{{"resource":{{"resourceType":"Patient","id":"{id}","identifier":[{{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"{nhs}"}}]}}}}"#)
+        };
+        fhir.original = Some(pb::OriginalPayload {
+            media_type: "application/fhir+json".into(),
+            content: format!(
+                r#"{{"resourceType":"Bundle","type":"message","entry":[{},{}]}}"#,
+                patient("a", "9434765919"),
+                patient("b", DENIED_PATIENT)
+            )
+            .into_bytes()
+            .into(),
+        });
+        let answers = submit(&env, "nwl-imperial", vec![hl7, fhir]).await;
+        let (_, detail) = rejected(&answers[0]);
+        assert!(detail.contains("PID-3"), "{detail}");
+        let (_, detail) = rejected(&answers[1]);
+        assert!(detail.contains("2 Patient resources"), "{detail}");
+        for answer in &answers {
+            let (_, detail) = rejected(answer);
+            assert!(!detail.contains(DENIED_PATIENT), "{detail}");
+        }
+
+        // Only the first document reached the Royal Free; Imperial got nothing.
+        for (exchange, expected) in [("ncl-royal-free", 1), ("nwl-imperial", 0)] {
+            let egress = env.names().egress_queue(&exchange.parse().unwrap());
+            assert_eq!(traffic::queue_depth(&env, &egress).await, expected, "{exchange}");
+        }
     })
     .await;
 }

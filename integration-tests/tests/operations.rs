@@ -392,3 +392,247 @@ async fn withheld_copies_are_replayed_once_an_agreement_is_signed_and_a_dissent_
     })
     .await;
 }
+
+/// Every route of the admin port that used to name a patient or a message
+/// (H1): none answers any more, with or without credentials.
+const FORMER_ADMIN_ROUTES: [&str; 5] = [
+    "/audit/patients/{nhs}",
+    "/audit/messages/{id}",
+    "/audit/messages/{id}/events",
+    "/dead-letters",
+    "/dead-letters?state=all",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_port_names_no_patient_and_the_dashboard_logs_who_looked_at_whom() {
+    with_env(TestEnv::new("adminport"), |env| async move {
+        let dashboard = lhcie_integration_tests::dashboard::enable_dashboard(&env, &USERS[..2]);
+        let hub = HubProcess::start(&env).await;
+        let nhs = synthetic_patient(0);
+        let envelope = with_patient(discharge_summary("nwl-imperial", "RYJ", &["RAL"], 0), &nhs);
+        let id = envelope.message_id.clone();
+        let answers = traffic::submit_all(
+            env.connection("nwl-imperial"),
+            vec![envelope],
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
+        assert!(answers.contains_key(&id));
+
+        // The admin port: health, readiness and metrics only.
+        for path in FORMER_ADMIN_ROUTES {
+            let path = path.replace("{nhs}", &nhs).replace("{id}", &id);
+            let (status, body) = hub.get(&path).await.unwrap();
+            assert_eq!(status, 404, "GET {path} on the admin port: {body}");
+            assert!(!body.contains(&nhs), "GET {path} named the patient");
+        }
+        assert_eq!(hub.get("/healthz").await.unwrap().0, 200);
+        let (status, metrics) = hub.get("/metrics").await.unwrap();
+        assert_eq!(status, 200);
+        assert!(!metrics.contains(&nhs) && !metrics.contains(&id));
+
+        // The dashboard's API covers the same needs, behind its login.
+        let anonymous = [
+            format!("/api/trace?nhs_number={nhs}"),
+            format!("/api/trace/{id}"),
+            "/api/dead-letters".to_owned(),
+            "/api/access-log".to_owned(),
+        ];
+        for path in &anonymous {
+            let (status, _, body) = raw_get(dashboard, path, "").await;
+            assert_eq!(status, 401, "GET {path} without a login: {body}");
+            assert!(!body.contains(&nhs));
+        }
+        // A viewer's search by NHS number and view of the message are in
+        // the access log, with the NHS number, before they are answered.
+        let viewer = DashboardClient::login(dashboard, &USERS[VIEWER]).await;
+        let found = viewer.get_ok(&format!("/api/trace?nhs_number={nhs}")).await;
+        assert_eq!(found["results"][0]["message_id"], id.as_str());
+        let trace = viewer.get_ok(&format!("/api/trace/{id}")).await;
+        assert_eq!(trace["patient"], nhs.as_str());
+        let log = hub
+            .ops()
+            .get_ok(&format!("/api/access-log?nhs_number={nhs}"))
+            .await;
+        let entries = log["entries"].as_array().unwrap();
+        let by_viewer = |action: &str| {
+            entries.iter().any(|e| {
+                e["user"] == USERS[VIEWER].name
+                    && e["action"] == action
+                    && e["nhs_number"] == nhs.as_str()
+            })
+        };
+        assert!(by_viewer("search"), "{log}");
+        assert!(by_viewer("trace"), "{log}");
+        // Only this patient's.
+        let other = hub
+            .ops()
+            .get_ok(&format!(
+                "/api/access-log?nhs_number={}",
+                synthetic_patient(1000)
+            ))
+            .await;
+        assert_eq!(other["entries"].as_array().unwrap().len(), 0, "{other}");
+
+        // A live stream ends with the session it was opened with (L4).
+        let mut stream = tokio::net::TcpStream::connect(dashboard).await.unwrap();
+        stream
+            .write_all(
+                format!(
+                    "GET /api/stream HTTP/1.1\r\nHost: {dashboard}\r\n{}\r\nConnection: close\r\n\r\n",
+                    viewer.credentials_header()
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut first = vec![0u8; 8192];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut first))
+            .await
+            .expect("the stream's first bytes")
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&first[..read]).starts_with("HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&first[..read])
+        );
+        let (status, _) = viewer.post("/api/logout", &json!({})).await;
+        assert_eq!(status, 200);
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+            .await
+            .expect("the stream outlived the logout")
+            .unwrap();
+    })
+    .await;
+}
+
+/// A GET with an extra header line: status, headers, body.
+async fn raw_get(address: std::net::SocketAddr, path: &str, header: &str) -> (u16, String, String) {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let header = if header.is_empty() {
+        String::new()
+    } else {
+        format!("{header}\r\n")
+    };
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n{header}Connection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or_default();
+    (status, headers.to_owned(), body.to_owned())
+}
+
+fn event(message_id: &str, stage: hubpb::TraceStage) -> hubpb::TraceEvent {
+    hubpb::TraceEvent {
+        message_id: message_id.to_owned(),
+        at_unix_nanos: time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64,
+        stage: stage as i32,
+        local_code: "AA".into(),
+        detail: String::new(),
+    }
+}
+
+async fn report(env: &TestEnv, exchange: &str, events: Vec<hubpb::TraceEvent>) -> u32 {
+    let mut client = env.connection(exchange).connect().await.unwrap();
+    client
+        .report_events(hubpb::ReportEventsRequest { events })
+        .await
+        .unwrap()
+        .into_inner()
+        .recorded
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_events_are_accepted_only_from_the_exchanges_a_message_went_between() {
+    with_env(TestEnv::new("reportev"), |env| async move {
+        let hub = HubProcess::start(&env).await;
+        let envelope = discharge_summary("nwl-imperial", "RYJ", &["RAL"], 0);
+        let id = envelope.message_id.clone();
+        traffic::submit_all(
+            env.connection("nwl-imperial"),
+            vec![envelope],
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
+        use hubpb::TraceStage::{DeliveredToLocal, DeliveryFailed, ReceivedFromLocal};
+        // Neither the submitter nor a recipient: refused, recorded nowhere.
+        assert_eq!(
+            report(
+                &env,
+                "sel-kings",
+                vec![event(&id, DeliveryFailed), event(&id, ReceivedFromLocal)]
+            )
+            .await,
+            0
+        );
+        // The submitter and the recipient's exchange: recorded.
+        assert_eq!(
+            report(&env, "nwl-imperial", vec![event(&id, ReceivedFromLocal)]).await,
+            1
+        );
+        assert_eq!(
+            report(&env, "ncl-royal-free", vec![event(&id, DeliveredToLocal)]).await,
+            1
+        );
+        // A message the hub never decided: only what a sender reports
+        // before the hub decides.
+        let unknown = lhcie_model::MessageId::new_random().to_string();
+        assert_eq!(
+            report(
+                &env,
+                "sel-kings",
+                vec![
+                    event(&unknown, DeliveredToLocal),
+                    event(&unknown, ReceivedFromLocal)
+                ]
+            )
+            .await,
+            1
+        );
+        let timeline = hub.events_of_message(&id).await;
+        let adapters: Vec<(String, String)> = timeline
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["layer"] == "adapter")
+            .map(|e| {
+                (
+                    e["exchange"].as_str().unwrap().to_owned(),
+                    e["stage"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            adapters,
+            [
+                ("nwl-imperial".to_owned(), "received-from-local".to_owned()),
+                ("ncl-royal-free".to_owned(), "delivered-to-local".to_owned()),
+            ],
+            "{timeline:#}"
+        );
+        let (_, text) = hub.get("/metrics").await.unwrap();
+        assert_eq!(
+            sum(
+                &parse(&text),
+                "lhcie_hub_trace_events_refused_total",
+                &[("exchange", "sel-kings")]
+            ),
+            3.0
+        );
+    })
+    .await;
+}

@@ -1,23 +1,25 @@
 //! The operations HTTP endpoint: liveness, readiness (false while the
 //! broker is unreachable or the consent registry copy cannot be proven
-//! current, saying why), audit queries, trace events, dead letters (read
-//! only), adapter status and the registry copy's freshness.
+//! current, saying why), the Prometheus metrics, adapter status and the
+//! registry copy's freshness.
 //!
-//! It serves patient-identifying audit records, so it listens on a
-//! management address only (127.0.0.1 in the demo).
+//! It has no login, so it serves nothing that names a patient or a
+//! message: audit records, trace events and dead letters are the
+//! dashboard's (`docs/dashboard-api.md`), behind its login and roles, and a
+//! view naming a patient is in its access log before it is shown. Any other
+//! path is 404. A test (`integration-tests/tests/operations.rs`) asks for
+//! every route that used to be here and fails if one answers.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router as Http;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use lhcie_model::NhsNumber;
 use lhcie_registry_client::RegistryPolicy;
-use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::adapters::AdapterRegistry;
@@ -46,13 +48,6 @@ pub fn routes(state: AdminState) -> Http {
         .route("/readyz", get(readyz))
         .route("/adapters", get(adapters))
         .route("/registry", get(registry))
-        .route("/audit/messages/{message_id}", get(audit_of_message))
-        .route(
-            "/audit/messages/{message_id}/events",
-            get(events_of_message),
-        )
-        .route("/audit/patients/{nhs_number}", get(audit_of_patient))
-        .route("/dead-letters", get(dead_letters))
         .with_state(state)
 }
 
@@ -114,78 +109,6 @@ async fn adapters(State(state): State<AdminState>) -> impl IntoResponse {
             .adapters
             .statuses(Duration::from_secs(u64::from(HEARTBEAT_INTERVAL_SECONDS))),
     )
-}
-
-async fn audit_of_message(
-    State(state): State<AdminState>,
-    Path(message_id): Path<String>,
-) -> impl IntoResponse {
-    match state.router.store().audit_of_message(&message_id) {
-        Ok(records) => (StatusCode::OK, Json(serde_json::json!(records))),
-        Err(error) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "error": error.to_string() })),
-        ),
-    }
-}
-
-/// What adapters and the hub saw of a message after the decision (no
-/// patient data: codes and reasons).
-async fn events_of_message(
-    State(state): State<AdminState>,
-    Path(message_id): Path<String>,
-) -> impl IntoResponse {
-    match state.router.store().events_of_message(&message_id) {
-        Ok(events) => (StatusCode::OK, Json(serde_json::json!(events))),
-        Err(error) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "error": error.to_string() })),
-        ),
-    }
-}
-
-/// The dead letters kept for operators (as the dashboard lists them;
-/// replaying needs the dashboard or `hub dead-letters`, as a named user).
-async fn dead_letters(
-    State(state): State<AdminState>,
-    Query(filter): Query<crate::dashboard::dead_letters::Filter>,
-) -> axum::response::Response {
-    match crate::dashboard::dead_letters::listing(state.router.store(), &filter) {
-        Ok(listing) => listing.into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
-#[derive(Deserialize)]
-struct Limit {
-    limit: Option<usize>,
-}
-
-async fn audit_of_patient(
-    State(state): State<AdminState>,
-    Path(nhs_number): Path<String>,
-    Query(limit): Query<Limit>,
-) -> impl IntoResponse {
-    let nhs_number = match NhsNumber::parse(&nhs_number) {
-        Ok(number) => number,
-        Err(error) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(serde_json::json!({ "error": error.to_string() })),
-            );
-        }
-    };
-    match state
-        .router
-        .store()
-        .audit_of_patient(nhs_number.as_str(), limit.limit.unwrap_or(100).min(10_000))
-    {
-        Ok(records) => (StatusCode::OK, Json(serde_json::json!(records))),
-        Err(error) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "error": error.to_string() })),
-        ),
-    }
 }
 
 /// The Prometheus exposition (names in `docs/metrics.md`).

@@ -3,8 +3,11 @@
 //! Configuration, topology and policy are loaded and validated before
 //! anything binds. Then: the store, the broker link (which declares the
 //! broker topology on each connection), the gRPC, admin and dashboard
-//! listeners, the AMQP ingress consumer, the dead-letter collector and the
-//! operations poller (queue depths, state gauges). On SIGTERM or Ctrl-C (or the handle's
+//! listeners, the AMQP ingress consumer, the dead-letter collector, the
+//! retention pruning and the operations poller (queue depths, state
+//! gauges). The admin listener serves health, readiness and metrics only;
+//! whatever names a patient or a message is on the dashboard's, behind its
+//! login. On SIGTERM or Ctrl-C (or the handle's
 //! shutdown): stop taking new work, finish what is in flight within the
 //! grace period, flush the store, exit.
 
@@ -79,8 +82,19 @@ pub async fn run(
         (None, Some(registry)) => {
             let staleness = Duration::from_millis(registry.max_staleness_ms);
             let cache = Arc::new(RegistryPolicy::new(staleness));
-            let client = RegistryClient::new(registry.endpoints.clone(), "hub")
+            let mut client = RegistryClient::new(registry.endpoints.clone(), "hub")
                 .map_err(|e| anyhow::anyhow!("registry endpoints: {}", e.message()))?;
+            if let Some(tls) = &registry.tls {
+                let tls = lhcie_registry_client::RegistryTls {
+                    ca: tls.ca.clone(),
+                    cert: tls.cert.clone(),
+                    key: tls.key.clone(),
+                    nodes: tls.nodes.clone(),
+                };
+                client = client
+                    .with_tls(&tls)
+                    .map_err(|e| anyhow::anyhow!("[registry.tls]: {}", e.message()))?;
+            }
             tokio::spawn(lhcie_registry_client::follow(
                 client,
                 cache.clone(),
@@ -119,10 +133,13 @@ pub async fn run(
     let (identity, tls) = match &config.grpc.tls {
         Some(tls) => (
             IdentityMode::ClientCertificate,
-            Some(lhcie_tls::tonic_config::server(
+            // Client certificates checked against the CRL file, if any,
+            // reloaded when it changes (lhcie_tls::revocation).
+            Some(lhcie_tls::revocation::server_config(
                 &tls.cert,
                 &tls.key,
                 &tls.client_ca,
+                tls.crl.as_deref(),
             )?),
         ),
         None => {
@@ -162,6 +179,12 @@ pub async fn run(
     };
     tasks.spawn(crate::dead_letter_collector::run(
         router.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(crate::store::retention::run(
+        store.clone(),
+        crate::store::retention::Retention::from(&config.retention),
+        Duration::from_secs(config.retention.prune_every_minutes * 60),
         shutdown.clone(),
     ));
     let depths = Arc::new(QueueDepths::default());
@@ -238,16 +261,32 @@ pub async fn run(
         .max_envelope_bytes
         .saturating_mul(2)
         .max(64 * 1024);
-    let mut server = tonic::transport::Server::builder().tcp_nodelay(true);
-    if let Some(tls) = tls {
-        server = server.tls_config(tls).context("configuring TLS")?;
-    }
     let grpc_shutdown = shutdown.clone();
-    let grpc = server
-        .add_service(ExchangeServer::new(service).max_decoding_message_size(decode_limit))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
-            grpc_shutdown.cancelled().await
-        });
+    let routes = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(ExchangeServer::new(service).max_decoding_message_size(decode_limit));
+    let grpc: std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send>,
+    > = match tls {
+        // TLS handshakes done here (lhcie_tls::revocation::incoming), so
+        // that the client verifier can check revocation; tonic still sees
+        // the client certificate (`Request::peer_certs`).
+        Some(tls) => Box::pin(routes.serve_with_incoming_shutdown(
+            lhcie_tls::revocation::incoming(
+                grpc_listener,
+                tls,
+                Duration::from_secs(10),
+                shutdown.clone(),
+            ),
+            async move { grpc_shutdown.cancelled().await },
+        )),
+        None => Box::pin(
+            routes
+                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
+                    grpc_shutdown.cancelled().await
+                }),
+        ),
+    };
 
     match bound.dashboard {
         Some(dashboard) => {

@@ -8,14 +8,18 @@
 //! - `hub bootstrap-broker <hub.toml>`: declare the broker topology (the
 //!   hub also does this itself whenever it connects). Idempotent.
 //! - `hub dev-pki <hub.toml> <dir>`: generate a development CA, the hub's
-//!   certificate and one client certificate per exchange.
+//!   certificate, one client certificate per exchange, one certificate per
+//!   registry node (`--registry-nodes`, 3 by default) and the service
+//!   client certificates `hub` and `registry-admin`; and an empty
+//!   certificate revocation list `crl.pem` for `[grpc.tls] crl`.
 //! - `hub hash-password`: the argon2id hash of a password read from
 //!   standard input, for the dashboard's users file.
 //! - `hub dead-letters --user <name> --password-file <file> list|replay|discard`:
 //!   dead letters through the dashboard's API (see `ops_cli`).
-//! - `hub provision-broker-users <hub.toml> <file>`: create one broker user
-//!   per exchange (least privilege) with `rabbitmqctl`, writing the
-//!   passwords to `<file>` (owner-readable only).
+//! - `hub provision-broker-users <hub.toml> <dir>`: create one broker user
+//!   per exchange (least privilege) with `rabbitmqctl`, writing each
+//!   exchange's user and password to its own file `<dir>/<exchange-id>.toml`
+//!   (mode 0600, set explicitly), so that each adapter reads only its own.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -59,12 +63,17 @@ enum Command {
         config: PathBuf,
     },
     /// Generate a development PKI: CA, hub certificate, one client
-    /// certificate per exchange.
+    /// certificate per exchange, registry node certificates
+    /// (`registry/node-<id>.pem`) and service client certificates
+    /// (`services/hub.pem`, `services/registry-admin.pem`).
     DevPki {
         /// The hub configuration file (for the topology).
         config: PathBuf,
         /// Where to write the files.
         dir: PathBuf,
+        /// How many registry node certificates to make (ids 1 to N).
+        #[arg(long, default_value_t = 3)]
+        registry_nodes: u64,
     },
     /// Print the argon2id hash of a password read from standard input, for
     /// the dashboard's users file.
@@ -80,7 +89,8 @@ enum Command {
     ProvisionBrokerUsers {
         /// The hub configuration file.
         config: PathBuf,
-        /// Where to write the user names and passwords (TOML).
+        /// The folder for the credentials files: one `<exchange-id>.toml`
+        /// per exchange (user, password; mode 0600).
         out: PathBuf,
     },
 }
@@ -194,15 +204,27 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::DevPki { config, dir } => {
+        Command::DevPki {
+            config,
+            dir,
+            registry_nodes,
+        } => {
             let (_, topology) = load(&config)?;
             let ids: Vec<_> = topology.exchanges().iter().map(|e| e.id.clone()).collect();
-            lhcie_tls::PkiLayout::new(&dir).generate(&ids)?;
+            let layout = lhcie_tls::PkiLayout::new(&dir);
+            let ca = layout.generate(&ids)?;
+            let nodes: Vec<u64> = (1..=registry_nodes).collect();
+            layout.generate_services(&ca, &nodes, &["hub", "registry-admin"])?;
+            // An empty certificate revocation list signed by the CA, for
+            // `[grpc.tls] crl` (docs/security.md, "Credentials and revocation").
+            let crl = lhcie_tls::revocation::crl_path(&layout);
+            ca.write_crl(&crl, &[], 1)?;
             println!(
-                "development PKI in {}: ca.pem, hub.pem/hub.key, exchanges/<id>.pem/.key for {} exchanges",
+                "development PKI in {}: ca.pem, hub.pem/hub.key, exchanges/<id>.pem/.key for {} exchanges, registry/node-<id>.pem/.key for {registry_nodes} registry nodes, services/hub.pem and services/registry-admin.pem (with keys)",
                 dir.display(),
                 ids.len()
             );
+            println!("certificate revocation list (empty): {}", crl.display());
             Ok(())
         }
         Command::ProvisionBrokerUsers { config, out } => {
@@ -221,7 +243,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             .await?;
             write_credentials(&out, &created)?;
             println!(
-                "broker users: {} created or updated (names {}-<exchange-id>); passwords in {}",
+                "broker users: {} created or updated (names {}-<exchange-id>); each exchange's password in {}/<exchange-id>.toml (mode 0600)",
                 created.len(),
                 hub.broker.prefix,
                 out.display()
@@ -231,29 +253,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-fn write_credentials(out: &Path, created: &[users::AdapterUser]) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(out)
-        .with_context(|| format!("writing {}", out.display()))?;
-    writeln!(
-        file,
-        "# Broker users of the exchanges' adapters. Keep secret."
-    )?;
+/// One credentials file per exchange, `<dir>/<exchange>.toml`, each mode
+/// 0600 (set explicitly, also on a file that existed): an adapter reads
+/// only its own.
+fn write_credentials(dir: &Path, created: &[users::AdapterUser]) -> anyhow::Result<()> {
     for user in created {
-        writeln!(
-            file,
-            "[{}]\nuser = \"{}\"\npassword = \"{}\"\n",
-            user.exchange, user.name, user.password
-        )?;
+        lhcie_config::BrokerCredentialsFile {
+            exchange: user.exchange.clone(),
+            user: user.name.clone(),
+            password: user.password.clone(),
+        }
+        .write_in(dir)
+        .with_context(|| {
+            format!(
+                "writing {}",
+                lhcie_config::BrokerCredentialsFile::path_in(dir, &user.exchange).display()
+            )
+        })?;
     }
     Ok(())
 }

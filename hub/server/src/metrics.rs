@@ -53,6 +53,10 @@ fn describe() {
         "Dead letters kept for an operator, by destination, category and reason."
     );
     metrics::describe_counter!(
+        "lhcie_hub_trace_events_refused_total",
+        "Trace events refused: reported by an exchange that neither submitted nor received the message."
+    );
+    metrics::describe_counter!(
         "lhcie_hub_replays_total",
         "Dead letters replayed, by destination and outcome."
     );
@@ -159,16 +163,70 @@ pub fn routing_time(ingress: Ingress, elapsed: Duration) {
         .record(elapsed.as_secs_f64());
 }
 
+/// The reasons a dead letter may have as a metric label: the policy's
+/// (withheld for replay), the hub's rejections, the AMQP ingress's own, and
+/// RabbitMQ's dead-letter reasons. [`dead_letter_reason_label`] maps
+/// anything else to `other`.
+pub const DEAD_LETTER_REASONS: [&str; 17] = [
+    "no-agreement",
+    "no-recorded-consent",
+    lhcie_model::hub_response::INVALID_ENVELOPE,
+    lhcie_model::hub_response::UNKNOWN_RECIPIENT,
+    lhcie_model::hub_response::UNKNOWN_CATEGORY,
+    lhcie_model::hub_response::INVALID_NHS_NUMBER,
+    lhcie_model::hub_response::SENDER_NOT_AUTHORISED,
+    lhcie_model::hub_response::TOO_LARGE,
+    "unidentified-publisher",
+    "not-an-envelope",
+    "rejected-by-recipient",
+    "delivery_limit",
+    "rejected",
+    "expired",
+    "maxlen",
+    "dead-lettered",
+    "identity-unverified",
+];
+
+/// `reason` if it is one of [`DEAD_LETTER_REASONS`], else `other`: a
+/// reason can come from a header a publisher set, and a label must be
+/// neither free text (possibly patient data) nor unbounded.
+pub fn dead_letter_reason_label(reason: &str) -> &'static str {
+    DEAD_LETTER_REASONS
+        .iter()
+        .find(|known| **known == reason)
+        .copied()
+        .unwrap_or("other")
+}
+
 /// A dead letter was kept (by the policy's withholding or from a broker
-/// dead-letter queue).
+/// dead-letter queue). The reason is mapped to the known set and the
+/// category to a category code (`unknown` otherwise).
 pub fn dead_lettered(destination: &str, category: Option<&str>, reason: &str) {
+    let category = category
+        .and_then(|c| {
+            lhcie_model::Category::ALL
+                .iter()
+                .find(|known| known.as_str() == c)
+        })
+        .map_or("unknown", |c| c.as_str());
     metrics::counter!(
         "lhcie_hub_dead_letters_total",
         "destination" => destination.to_owned(),
-        "category" => category.unwrap_or("unknown").to_owned(),
-        "reason" => reason.to_owned()
+        "category" => category,
+        "reason" => dead_letter_reason_label(reason)
     )
     .increment(1);
+}
+
+/// Trace events an exchange reported for a message it neither submitted
+/// nor received (refused, not recorded).
+pub fn trace_events_refused(exchange: &str, count: usize) {
+    metrics::counter!(
+        "lhcie_hub_trace_events_refused_total",
+        "exchange" => exchange.to_owned(),
+        "reason" => "not-a-party"
+    )
+    .increment(count as u64);
 }
 
 /// A dead letter was replayed.
@@ -179,4 +237,43 @@ pub fn replayed(destination: &str, outcome: &str) {
         "outcome" => outcome.to_owned()
     )
     .increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letter_reasons_are_labelled_from_the_known_set_only() {
+        for known in DEAD_LETTER_REASONS {
+            assert_eq!(dead_letter_reason_label(known), known);
+        }
+        for unknown in [
+            "",
+            "Patient 943 476 5919 refused",
+            "no-agreement ",
+            "NO-AGREEMENT",
+            &"x".repeat(10_000),
+        ] {
+            assert_eq!(dead_letter_reason_label(unknown), "other");
+        }
+    }
+
+    #[test]
+    fn every_hub_rejection_and_held_reason_is_known() {
+        use lhcie_hub_core::routing::RejectReason;
+        for reason in [
+            RejectReason::InvalidEnvelope,
+            RejectReason::UnknownRecipient,
+            RejectReason::UnknownCategory,
+            RejectReason::InvalidNhsNumber,
+            RejectReason::SenderNotAuthorised,
+            RejectReason::TooLarge,
+        ] {
+            assert_eq!(dead_letter_reason_label(reason.code()), reason.code());
+        }
+        for held in crate::router::HELD_FOR_REPLAY {
+            assert_eq!(dead_letter_reason_label(held), held);
+        }
+    }
 }

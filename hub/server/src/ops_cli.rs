@@ -133,8 +133,13 @@ pub async fn run(connection: Connection, command: DeadLetterCommand) -> anyhow::
                 "id", "destination", "reason", "category", "state"
             );
             for letter in &letters {
+                let unverified = if letter["identity_verified"] == false {
+                    "  (identity unverified: cannot be replayed)"
+                } else {
+                    ""
+                };
                 println!(
-                    "{:>8}  {:<24}  {:<20}  {:<22}  {:<9}  {}",
+                    "{:>8}  {:<24}  {:<20}  {:<22}  {:<9}  {}{unverified}",
                     text(&letter["id"]),
                     text(&letter["destination"]),
                     text(&letter["reason"]),

@@ -74,8 +74,9 @@ pub async fn list(
     listing(state.router.store(), &filter)
 }
 
-/// The dead letters `filter` selects, as the API lists them (also served on
-/// the hub's admin port: no envelope, no patient identifier).
+/// The dead letters `filter` selects, as the API lists them (no envelope,
+/// no patient identifier); an ingress letter whose publisher the broker did
+/// not vouch for has `identity_verified: false`.
 pub fn listing(store: &crate::store::Store, filter: &Filter) -> Answer {
     let limit = filter.limit.unwrap_or(200).clamp(1, MAX_BATCH);
     let letters = store
@@ -86,6 +87,7 @@ pub fn listing(store: &crate::store::Store, filter: &Filter) -> Answer {
         .map(|letter| {
             let mut value = json!(letter);
             value["id"] = json!(letter.id.to_string());
+            value["identity_verified"] = json!(letter.identity_verified());
             value
         })
         .collect();

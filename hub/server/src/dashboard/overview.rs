@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
@@ -15,7 +16,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::DashboardState;
-use super::auth::User;
+use super::auth::{User, session_ended};
 use crate::grpc::HEARTBEAT_INTERVAL_SECONDS;
 
 /// How often the stream sends an overview.
@@ -26,12 +27,18 @@ pub async fn overview(_user: User, State(state): State<DashboardState>) -> Json<
     Json(snapshot(&state))
 }
 
-/// The snapshot every second until the client goes away or the hub stops.
+/// The snapshot every second until the client goes away, the hub stops or
+/// the login session the stream was opened with ends (logout or expiry).
 pub async fn stream(
     _user: User,
     State(state): State<DashboardState>,
+    headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let shutdown = state.shutdown.clone().cancelled_owned();
+    let session_ended = session_ended(state.auth.clone(), &headers, STREAM_INTERVAL);
+    let shutdown = futures::future::select(
+        Box::pin(state.shutdown.clone().cancelled_owned()),
+        Box::pin(session_ended),
+    );
     let events = futures::stream::unfold(
         (state, tokio::time::interval(STREAM_INTERVAL)),
         |(state, mut tick)| async move {

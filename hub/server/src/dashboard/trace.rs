@@ -93,8 +93,8 @@ pub async fn search(
             "give at least one of message_id, nhs_number, org, category, from",
         ));
     }
-    if query.nhs_number.is_some() {
-        record_access(&state, &user, "search", "nhs-number search").await?;
+    if let Some(nhs_number) = &query.nhs_number {
+        record_access(&state, &user, "search", "nhs-number search", nhs_number).await?;
     }
     let records = state.router.store().search(&query).map_err(unavailable)?;
     let results: Vec<Value> = records.iter().map(summary).collect();
@@ -138,6 +138,7 @@ async fn record_access(
     user: &User,
     action: &str,
     subject: &str,
+    nhs_number: &str,
 ) -> Result<(), (StatusCode, Json<Value>)> {
     state
         .router
@@ -148,6 +149,7 @@ async fn record_access(
             action: action.to_owned(),
             subject: subject.to_owned(),
             patient: true,
+            nhs_number: Some(nhs_number.to_owned()),
         })
         .await
         .map_err(|e| {
@@ -174,11 +176,15 @@ pub async fn timeline(
         ));
     }
     let patient = records.iter().find_map(|r| r.nhs_number.clone());
-    if patient.is_some() {
-        record_access(&state, &user, "trace", &message_id).await?;
+    if let Some(nhs_number) = &patient {
+        record_access(&state, &user, "trace", &message_id, nhs_number).await?;
     }
     let mut timeline: Vec<TraceEvent> = records.iter().flat_map(hub_events).collect();
-    timeline.extend(events);
+    timeline.extend(
+        events
+            .into_iter()
+            .filter(|event| reported_by_a_party(&records, event)),
+    );
     timeline.sort_by_key(|event| event.at);
     Ok(Json(json!({
         "message_id": message_id,
@@ -186,6 +192,21 @@ pub async fn timeline(
         "records": records,
         "timeline": timeline,
     })))
+}
+
+/// Whether an event belongs in the timeline: the hub's and the broker's
+/// always; an adapter's only if its exchange submitted the message or
+/// received a copy (`ReportEvents` refuses the others; this keeps them out
+/// of the timeline also if they were recorded before the decision, when
+/// the hub could not yet tell).
+fn reported_by_a_party(records: &[AuditRecord], event: &TraceEvent) -> bool {
+    event.layer != Layer::Adapter
+        || records.is_empty()
+        || records.iter().any(|record| {
+            record.submitted_by == event.exchange
+                || matches!(&record.outcome, AuditOutcome::Routed { recipients }
+                    if recipients.iter().any(|r| r.exchange == event.exchange))
+        })
 }
 
 /// What the audit record says happened at the hub.
@@ -261,19 +282,31 @@ fn hub_events(record: &AuditRecord) -> Vec<TraceEvent> {
 #[derive(Debug, Deserialize)]
 pub struct AccessParams {
     limit: Option<usize>,
+    nhs_number: Option<String>,
 }
 
-/// `GET /api/access-log` (admin).
+/// `GET /api/access-log[?nhs_number=…]` (admin): who looked at what, or at
+/// one patient.
 pub async fn access_log(
     user: User,
     State(state): State<DashboardState>,
     Query(params): Query<AccessParams>,
 ) -> Answer {
     user.require(Role::Admin)?;
+    let nhs_number = match non_empty(params.nhs_number) {
+        None => None,
+        Some(number) => Some(
+            NhsNumber::parse(&number)
+                .map_err(|e| json_error(StatusCode::BAD_REQUEST, format!("nhs_number: {e}")))?,
+        ),
+    };
     let entries = state
         .router
         .store()
-        .access_log(params.limit.unwrap_or(100).clamp(1, MAX_RESULTS))
+        .access_log(
+            params.limit.unwrap_or(100).clamp(1, MAX_RESULTS),
+            nhs_number.as_ref().map(|n| n.as_str()),
+        )
         .map_err(unavailable)?;
     Ok(Json(json!({ "entries": entries })))
 }

@@ -1,7 +1,8 @@
 //! The gRPC `Exchange` service adapters use: [`submit`] envelopes,
 //! [`receive`] deliveries, heartbeat, and adapters' trace events
-//! (`ReportEvents`, stored for the message trace). Each call is attributed
-//! to an exchange by [`identity`].
+//! (`ReportEvents`, stored for the message trace; only for messages the
+//! reporting exchange submitted or received a copy of, by the audit).
+//! Each call is attributed to an exchange by [`identity`].
 
 pub mod identity;
 pub mod receive;
@@ -122,18 +123,90 @@ impl hubpb::exchange_server::Exchange for ExchangeService {
             )));
         }
         let mut recorded = 0;
+        let mut refused = Vec::new();
+        let mut parties = std::collections::HashMap::new();
         for event in events {
             let Some(event) = adapter_event(&exchange, event) else {
                 continue;
             };
+            let party = match parties.get(&event.message_id) {
+                Some(party) => *party,
+                None => {
+                    let party = party_to(self.router.store(), &exchange, &event.message_id)
+                        .map_err(|e| Status::unavailable(e.to_string()))?;
+                    parties.insert(event.message_id.clone(), party);
+                    party
+                }
+            };
+            if !party.may_report(&event.stage) {
+                refused.push(event.message_id);
+                continue;
+            }
             self.router
                 .store()
                 .record_event(&event)
                 .map_err(|e| Status::unavailable(e.to_string()))?;
             recorded += 1;
         }
+        if !refused.is_empty() {
+            // Not an error: the adapter would resend the batch for ever.
+            crate::metrics::trace_events_refused(exchange.as_str(), refused.len());
+            refused.dedup();
+            tracing::warn!(
+                %exchange,
+                count = refused.len(),
+                first = %refused[0],
+                "trace events refused: the exchange neither submitted nor received these messages"
+            );
+        }
         Ok(Response::new(hubpb::ReportEventsResponse { recorded }))
     }
+}
+
+/// What an exchange is to a message, by the hub's audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Party {
+    /// It submitted the message or an exchange of one of its recipients.
+    Yes,
+    /// The hub has decided nothing with this message id (yet): it may be
+    /// the exchange's own message, refused at its boundary or not yet
+    /// decided.
+    Unknown,
+    /// Another exchange's message.
+    No,
+}
+
+impl Party {
+    /// Whether an event of `stage` may be recorded: a party's any; for a
+    /// message the hub has not decided, only what a sending adapter reports
+    /// before the hub decides (the timeline shows an adapter's events only
+    /// if the audit names its exchange, should another's record appear).
+    fn may_report(self, stage: &str) -> bool {
+        match self {
+            Party::Yes => true,
+            Party::Unknown => matches!(stage, "received-from-local" | "refused-at-boundary"),
+            Party::No => false,
+        }
+    }
+}
+
+/// Whether `exchange` submitted `message_id` or received a copy of it,
+/// according to the audit.
+fn party_to(
+    store: &crate::store::Store,
+    exchange: &ExchangeId,
+    message_id: &str,
+) -> Result<Party, crate::store::StoreError> {
+    let records = store.audit_of_message(message_id)?;
+    if records.is_empty() {
+        return Ok(Party::Unknown);
+    }
+    let involved = records.iter().any(|record| {
+        record.submitted_by == exchange.as_str()
+            || matches!(&record.outcome, lhcie_hub_core::AuditOutcome::Routed { recipients }
+                if recipients.iter().any(|r| r.exchange == exchange.as_str()))
+    });
+    Ok(if involved { Party::Yes } else { Party::No })
 }
 
 /// The most events one `ReportEvents` call may carry.

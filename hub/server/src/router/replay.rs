@@ -250,6 +250,13 @@ impl Router {
         user: &str,
         dry_run: bool,
     ) -> Result<ReplayResult, Hold> {
+        if !letter.identity_verified() {
+            return Ok(ReplayResult::of(
+                letter,
+                "failed",
+                "identity unverified: the broker did not vouch for its publisher (no validated user-id of an exchange), so it cannot be replayed as any exchange; discard it",
+            ));
+        }
         let bytes = self.body_of(letter)?;
         let Ok(submitter) = ExchangeId::parse(&letter.submitted_by) else {
             return Ok(ReplayResult::of(

@@ -46,6 +46,11 @@ pub struct ReplayNote {
     pub detail: String,
 }
 
+/// The `submitted_by` of an ingress dead letter whose publisher the broker
+/// did not vouch for (no validated `user-id` of an exchange): it is listed
+/// as "identity unverified" and cannot be replayed as anyone.
+pub const UNVERIFIED_SUBMITTER: &str = "";
+
 /// A dead letter. No patient data besides what the envelope body holds
 /// (kept separately, never listed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +81,16 @@ pub struct DeadLetter {
     pub state: DeadLetterState,
     /// The last replay, if any.
     pub last_replay: Option<ReplayNote>,
+}
+
+impl DeadLetter {
+    /// Whether the submitting exchange is known from the transport (the
+    /// broker-validated user, or the hub's own header on what it
+    /// published): `false` for an ingress letter with no such identity. A
+    /// copy on an egress queue carries only the hub's headers.
+    pub fn identity_verified(&self) -> bool {
+        self.destination != INGRESS_DESTINATION || self.submitted_by != UNVERIFIED_SUBMITTER
+    }
 }
 
 /// What to list.
@@ -117,7 +132,7 @@ fn encode(letter: &DeadLetter) -> Result<Vec<u8>, StoreError> {
     postcard::to_stdvec(letter).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn decode(bytes: &[u8]) -> Result<DeadLetter, StoreError> {
+pub(super) fn decode(bytes: &[u8]) -> Result<DeadLetter, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -213,12 +228,14 @@ impl Store {
     }
 
     /// Updates a dead letter after a replay or discard; one that is no
-    /// longer pending leaves the pending index (its body is kept while the
-    /// record is, for the audit of what was replayed).
+    /// longer pending leaves the pending index and its body (the whole
+    /// envelope, clinical content) is deleted: the record (who, when, why,
+    /// the outcome) is what the audit of what was replayed needs.
     pub fn update_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
         self.dead_letters
             .insert(letter.id.to_be_bytes(), encode(letter)?)?;
         if letter.state != DeadLetterState::Pending {
+            self.dead_letter_bodies.remove(letter.id.to_be_bytes())?;
             let pending = pending_key(&letter.destination, &letter.message_id);
             if self
                 .dead_letters_pending
@@ -280,6 +297,12 @@ mod tests {
         assert_eq!(store.dead_letter_body(first).unwrap().unwrap(), b"body");
         stored.state = DeadLetterState::Replayed;
         store.update_dead_letter(&stored).unwrap();
+        // Replayed: the record stays, the envelope (clinical content) goes.
+        assert_eq!(store.dead_letter_body(first).unwrap(), None);
+        assert_eq!(
+            store.dead_letter(first).unwrap().unwrap().state,
+            DeadLetterState::Replayed
+        );
         assert_eq!(store.pending_dead_letters().unwrap().len(), 1);
         let filter = DeadLetterFilter {
             state: Some(DeadLetterState::Pending),
@@ -300,5 +323,11 @@ mod tests {
                 .len(),
             3
         );
+        // Discarded: the same.
+        let mut discarded = store.dead_letter(third).unwrap().unwrap();
+        discarded.state = DeadLetterState::Discarded;
+        store.update_dead_letter(&discarded).unwrap();
+        assert_eq!(store.dead_letter_body(third).unwrap(), None);
+        assert!(store.dead_letter(third).unwrap().is_some());
     }
 }

@@ -19,8 +19,8 @@
 //! De-duplication is per submitting exchange, so one exchange can neither
 //! learn the outcome of nor block another's message by reusing its id; a
 //! decision older than the retention window no longer counts as a
-//! duplicate. Audit records are kept (an archival policy is for
-//! information governance to set). Writes become durable only on
+//! duplicate. Everything is kept for its retention window and then pruned
+//! ([`retention`]). Writes become durable only on
 //! [`Store::durable`], which shares one flush (fsync) among every writer
 //! waiting at the time (group commit). Each decision costs four to six
 //! inserts (the record, the patient, time and organisation indexes).
@@ -48,6 +48,7 @@ pub enum StoreError {
 }
 
 pub mod dead_letters;
+pub mod retention;
 pub mod search;
 pub mod trace;
 

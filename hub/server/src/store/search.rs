@@ -59,7 +59,7 @@ impl TraceQuery {
 }
 
 /// The organisations a decision names: its sender and recipients.
-fn orgs_of(record: &AuditRecord) -> impl Iterator<Item = &str> {
+pub(super) fn orgs_of(record: &AuditRecord) -> impl Iterator<Item = &str> {
     let recipients: &[lhcie_hub_core::AuditRecipient] = match &record.outcome {
         AuditOutcome::Routed { recipients } => recipients,
         AuditOutcome::Rejected { .. } => &[],
@@ -86,6 +86,38 @@ pub struct AccessEntry {
     pub subject: String,
     /// Whether what was shown names a patient.
     pub patient: bool,
+    /// The NHS number searched for or shown, so "who looked at patient X"
+    /// can be answered.
+    pub nhs_number: Option<String>,
+}
+
+/// An access-log entry as written before entries carried the NHS number.
+#[derive(Deserialize)]
+struct AccessEntryWithoutPatient {
+    #[serde(with = "time::serde::rfc3339")]
+    at: OffsetDateTime,
+    user: String,
+    action: String,
+    subject: String,
+    patient: bool,
+}
+
+/// An access-log entry, also one written before entries carried the NHS
+/// number (postcard has no optional trailing fields).
+fn decode_access(bytes: &[u8]) -> Result<AccessEntry, StoreError> {
+    match postcard::from_bytes::<AccessEntry>(bytes) {
+        Ok(entry) => Ok(entry),
+        Err(error) => postcard::from_bytes::<AccessEntryWithoutPatient>(bytes)
+            .map(|old| AccessEntry {
+                at: old.at,
+                user: old.user,
+                action: old.action,
+                subject: old.subject,
+                patient: old.patient,
+                nhs_number: None,
+            })
+            .map_err(|_| StoreError::Corrupt(error.to_string())),
+    }
 }
 
 impl Store {
@@ -167,15 +199,24 @@ impl Store {
         self.durable().await
     }
 
-    /// The most recent accesses, newest first.
-    pub fn access_log(&self, limit: usize) -> Result<Vec<AccessEntry>, StoreError> {
-        self.access_log
-            .iter()
-            .values()
-            .rev()
-            .take(limit)
-            .map(|v| postcard::from_bytes(&v?).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .collect()
+    /// The most recent accesses (only those naming `nhs_number`, if
+    /// given), newest first.
+    pub fn access_log(
+        &self,
+        limit: usize,
+        nhs_number: Option<&str>,
+    ) -> Result<Vec<AccessEntry>, StoreError> {
+        let mut entries = Vec::new();
+        for value in self.access_log.iter().values().rev() {
+            let entry = decode_access(&value?)?;
+            if nhs_number.is_none_or(|n| entry.nhs_number.as_deref() == Some(n)) {
+                entries.push(entry);
+                if entries.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(entries)
     }
 }
 
@@ -302,12 +343,43 @@ mod tests {
                     action: "trace".into(),
                     subject: "m1".into(),
                     patient: true,
+                    nhs_number: Some(["9434765919", "9000000009"][i].into()),
                 })
                 .await
                 .unwrap();
         }
-        let log = store.access_log(10).unwrap();
+        let log = store.access_log(10, None).unwrap();
         assert_eq!(log[0].user, "bob");
         assert_eq!(log.len(), 2);
+        let alice = store.access_log(10, Some("9434765919")).unwrap();
+        assert_eq!(alice.len(), 1);
+        assert_eq!(alice[0].user, "alice");
+        // An entry written before entries carried the NHS number still reads.
+        #[derive(Serialize)]
+        struct Old<'a> {
+            #[serde(with = "time::serde::rfc3339")]
+            at: OffsetDateTime,
+            user: &'a str,
+            action: &'a str,
+            subject: &'a str,
+            patient: bool,
+        }
+        let old = postcard::to_stdvec(&Old {
+            at: datetime!(2026-11-21 09:00 UTC),
+            user: "carol",
+            action: "trace",
+            subject: "m0",
+            patient: true,
+        })
+        .unwrap();
+        let mut key = nanos(datetime!(2026-11-21 09:00 UTC)).to_vec();
+        key.extend_from_slice(&0u64.to_be_bytes());
+        store.access_log.insert(key, old).unwrap();
+        let log = store.access_log(10, None).unwrap();
+        assert_eq!(log.len(), 3);
+        assert_eq!(
+            (log[2].user.as_str(), log[2].nhs_number.as_deref()),
+            ("carol", None)
+        );
     }
 }

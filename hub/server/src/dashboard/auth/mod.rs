@@ -217,6 +217,31 @@ impl IntoResponse for LoginFailure {
     }
 }
 
+/// Resolves when the login session the request carries ends (logout or
+/// expiry), checked every `every`; never, for a request authenticated
+/// otherwise (HTTP Basic proves the password on each request, and there
+/// is nothing to end). Live streams end with it.
+pub fn session_ended(
+    auth: Arc<Auth>,
+    headers: &HeaderMap,
+    every: std::time::Duration,
+) -> impl std::future::Future<Output = ()> + Send + use<> {
+    let token = cookie_token(headers)
+        .filter(|token| auth.session_user(token).is_some())
+        .map(str::to_owned);
+    async move {
+        let Some(token) = token else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(every).await;
+            if auth.session_user(&token).is_none() {
+                return;
+            }
+        }
+    }
+}
+
 /// The session token in the request's cookies, if any.
 fn cookie_token(headers: &HeaderMap) -> Option<&str> {
     headers

@@ -470,3 +470,49 @@ fn the_decoy_is_the_costliest_hash() {
     .unwrap();
     assert_eq!(users.decoy_hash(), costly);
 }
+
+#[tokio::test]
+async fn a_live_stream_learns_that_its_session_ended() {
+    let auth = Arc::new(Auth::new(users(), Duration::from_secs(3600)));
+    let user = auth.verify_password("victor", "victor-pw").await.unwrap();
+    let token = auth.open_session(user).unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::COOKIE,
+        format!("{SESSION_COOKIE}={token}").parse().unwrap(),
+    );
+    let every = Duration::from_millis(20);
+    let ended = tokio::spawn(session_ended(auth.clone(), &headers, every));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!ended.is_finished(), "ended while the session was live");
+    auth.close_session(&token);
+    tokio::time::timeout(Duration::from_secs(2), ended)
+        .await
+        .expect("the stream outlived the logout")
+        .unwrap();
+    // Expiry too.
+    let short = Arc::new(Auth::new(users(), Duration::from_millis(200)));
+    let user = short.verify_password("victor", "victor-pw").await.unwrap();
+    let token = short.open_session(user).unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::COOKIE,
+        format!("{SESSION_COOKIE}={token}").parse().unwrap(),
+    );
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        session_ended(short, &headers, every),
+    )
+    .await
+    .expect("the stream outlived the session's expiry");
+    // Basic authentication: nothing to end.
+    let basic_only = HeaderMap::new();
+    assert!(
+        tokio::time::timeout(
+            Duration::from_millis(100),
+            session_ended(auth, &basic_only, every)
+        )
+        .await
+        .is_err()
+    );
+}

@@ -227,7 +227,7 @@ impl Router {
         let now = OffsetDateTime::now_utc();
         let message_id = wire.message_id.clone();
         let sender_ods = wire.sender.as_ref().map(|s| s.ods_code.clone());
-        let envelope = match self.admit(wire, bytes.len()) {
+        let envelope = match self.admit(wire, bytes.len(), submitter).await? {
             Ok(envelope) => envelope,
             Err(rejection) => {
                 return self
@@ -243,19 +243,6 @@ impl Router {
                     .await;
             }
         };
-        if let Some(rejection) = self.check_answer(&envelope, submitter).await? {
-            return self
-                .reject(
-                    &message_id,
-                    sender_ods.as_deref(),
-                    bytes,
-                    rejection,
-                    submitter,
-                    ingress,
-                    now,
-                )
-                .await;
-        }
         let outcome = self.route_holding(&envelope, submitter, now).await?;
         match &outcome {
             Outcome::Rejected(rejection) => {
@@ -337,23 +324,33 @@ impl Router {
             .collect()
     }
 
-    /// The envelope, if it is within the size limit and valid.
-    fn admit(&self, wire: pb::Envelope, size: usize) -> Result<Envelope, Rejection> {
+    /// The envelope, if it may be decided on: within the size limit,
+    /// valid, its original about its patient only, and, for an
+    /// acknowledgement, answering a message routed the other way.
+    async fn admit(
+        &self,
+        wire: pb::Envelope,
+        size: usize,
+        submitter: &ExchangeId,
+    ) -> Result<Result<Envelope, Rejection>, Hold> {
         if size > self.max_envelope_bytes {
-            return Err(Rejection::new(
+            return Ok(Err(Rejection::new(
                 RejectReason::TooLarge,
                 format!(
                     "the envelope is {size} bytes; this hub accepts at most {}",
                     self.max_envelope_bytes
                 ),
-            ));
+            )));
         }
-        let envelope =
-            Envelope::try_from(wire).map_err(|error| Rejection::from_validation(&error))?;
-        match crate::original_patient::check(&envelope) {
-            Some(rejection) => Err(rejection),
-            None => Ok(envelope),
-        }
+        let envelope = match Envelope::try_from(wire) {
+            Ok(envelope) => envelope,
+            Err(error) => return Ok(Err(Rejection::from_validation(&error))),
+        };
+        let refusal = match crate::original_patient::check(&envelope) {
+            Some(rejection) => Some(rejection),
+            None => self.check_answer(&envelope, submitter).await?,
+        };
+        Ok(refusal.map_or(Ok(envelope), Err))
     }
 
     /// Keeps the copies withheld for a reason that can be put right (see

@@ -27,7 +27,7 @@
 set -euo pipefail
 config=${1:-config/demo/hub.toml}
 nodes=${REGISTRY_NODES:-1}
-bin=target/debug
+bin=${CARGO_TARGET_DIR:-target}/debug  # where cargo builds (CARGO_TARGET_DIR if set)
 var=var
 started_at=$SECONDS
 # How long to wait for anything to be ready or to arrive. Everything takes

@@ -208,26 +208,29 @@ impl AdapterProcess {
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting the adapter");
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("adapter status") {
-                break status;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the adapter did not exit");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let mut stderr = String::new();
-        use std::io::Read;
-        let _ = child
-            .stderr
-            .take()
-            .expect("stderr")
-            .read_to_string(&mut stderr);
-        (status, stderr)
+        // Its exit ends its standard error: read that, then reap it, on a
+        // thread, so that a process that never exits fails the test.
+        let pid = child.id();
+        let (done, exited) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut stderr = String::new();
+            let _ = child
+                .stderr
+                .take()
+                .expect("stderr")
+                .read_to_string(&mut stderr);
+            let status = child.wait().expect("adapter status");
+            let _ = done.send((status, stderr));
+        });
+        exited
+            .recv_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|_| {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                panic!("the adapter did not exit within 15 s")
+            })
     }
 
     /// Writes the adapter's file for `exchange` (connecting to the

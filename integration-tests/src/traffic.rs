@@ -94,10 +94,12 @@ pub async fn submit_all(
 }
 
 /// What a receiver saw: how often the local system was handed each message
-/// id, and the transport-level counts.
+/// id, and the transport-level counts. Every handover wakes whoever waits
+/// for one ([`Received::until`]).
 #[derive(Default, Clone)]
 pub struct Received {
     handed: Arc<Mutex<HashMap<String, u32>>>,
+    handover: Arc<tokio::sync::Notify>,
 }
 
 impl Received {
@@ -108,6 +110,7 @@ impl Received {
             .unwrap()
             .entry(message_id.to_owned())
             .or_default() += 1;
+        self.handover.notify_waiters();
     }
 
     /// Distinct message ids handed over.
@@ -131,29 +134,37 @@ impl Received {
         self.handed.lock().unwrap().contains_key(message_id)
     }
 
+    /// Waits until `done` holds, checking again at every handover; false
+    /// if it does not within `timeout`.
+    pub async fn until(&self, timeout: Duration, done: impl Fn(&Self) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Registered before the check, so a handover in between is
+            // not missed.
+            let handover = self.handover.notified();
+            tokio::pin!(handover);
+            handover.as_mut().enable();
+            if done(self) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, handover).await.is_err() {
+                return done(self);
+            }
+        }
+    }
+
     /// Waits until `count` distinct ids arrived; false after `timeout`.
     pub async fn arrived(&self, count: usize, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while self.distinct() < count {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        true
+        self.until(timeout, |r| r.distinct() >= count).await
     }
 
     /// Waits until `count` distinct ids arrived, or panics after `timeout`.
     pub async fn wait_for(&self, count: usize, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while self.distinct() < count {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {} of {count} envelopes arrived within {timeout:?}",
-                self.distinct()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        assert!(
+            self.arrived(count, timeout).await,
+            "only {} of {count} envelopes arrived within {timeout:?}",
+            self.distinct()
+        );
     }
 }
 

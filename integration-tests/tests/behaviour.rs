@@ -432,14 +432,12 @@ async fn a_predicted_message_id_from_another_exchange_suppresses_nothing() {
             "another exchange's message"
         );
         let received = receiver.received.clone();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while received.handed_twice().is_empty() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the real message was dropped as a duplicate of the predicted one"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        assert!(
+            received
+                .until(Duration::from_secs(20), |r| !r.handed_twice().is_empty())
+                .await,
+            "the real message was dropped as a duplicate of the predicted one"
+        );
         let stats = receiver.stop().await;
         assert_eq!(stats.duplicates, 0);
         assert_eq!(received.handed_twice(), vec![real.message_id]);

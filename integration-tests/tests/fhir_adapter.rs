@@ -386,6 +386,8 @@ async fn an_hl7v2_admission_reaches_a_fhir_trust_as_a_valid_event_message() {
         );
         assert_eq!(patient[0]["identifier"][0]["value"], "3333333333");
         assert_eq!(resources(&bundle.body, "Encounter").len(), 1, "{}", bundle.body);
+        // Nothing signals "no more will come": a short grace for a late
+        // copy of a refused request (there should be none: 20013 above).
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(royal_free.received().len(), 1, "{}", logs());
         assert!(!logs().contains("3333333333"), "an NHS number was logged");
@@ -547,6 +549,8 @@ async fn with_bearer_tokens_configured_only_a_known_token_gets_a_message_in() {
         assert_eq!(code_of(&right), "20013", "{}", right.body);
         let delivered = royal_free.wait_for(1, logs).await;
         assert_eq!(delivered.len(), 1);
+        // Nothing signals "no more will come": a short grace for a late
+        // copy of a refused request (there should be none: 20013 above).
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(royal_free.received().len(), 1, "{}", logs());
         assert!(!logs().contains(token), "a token was logged");

@@ -194,7 +194,8 @@ where
             _ = tick.tick(), if !unflushed.is_empty() => flush_and_ack(seen, &requests, &mut unflushed).await?,
             _ = shutdown.cancelled() => {
                 flush_and_ack(seen, &requests, &mut unflushed).await.ok();
-                return end_cleanly(requests, deliveries).await;
+                end_cleanly(requests, deliveries).await;
+                return Ok(());
             }
         }
     }
@@ -208,7 +209,7 @@ where
 async fn end_cleanly(
     requests: mpsc::Sender<hubpb::ReceiveRequest>,
     mut deliveries: tonic::Streaming<hubpb::Delivery>,
-) -> Result<(), String> {
+) {
     drop(requests);
     let drained = tokio::time::timeout(LAST_RESORT_DRAIN, async {
         while let Some(Ok(_)) = deliveries.next().await {}
@@ -221,7 +222,6 @@ async fn end_cleanly(
             LAST_RESORT_DRAIN.as_secs()
         );
     }
-    Ok(())
 }
 
 /// A last-resort bound on [`end_cleanly`], for a hub that stopped

@@ -260,12 +260,7 @@ fn describe(
         );
     }
     let recipients = hub_header(RECIPIENTS_HEADER)
-        .map(|r| {
-            r.split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(crate::router::recipients_in)
         .unwrap_or_default();
     let category = envelope
         .clone()

@@ -262,14 +262,7 @@ mod tests {
     #[test]
     fn every_hub_rejection_and_held_reason_is_known() {
         use lhcie_hub_core::routing::RejectReason;
-        for reason in [
-            RejectReason::InvalidEnvelope,
-            RejectReason::UnknownRecipient,
-            RejectReason::UnknownCategory,
-            RejectReason::InvalidNhsNumber,
-            RejectReason::SenderNotAuthorised,
-            RejectReason::TooLarge,
-        ] {
+        for reason in RejectReason::ALL {
             assert_eq!(dead_letter_reason_label(reason.code()), reason.code());
         }
         for held in crate::router::HELD_FOR_REPLAY {

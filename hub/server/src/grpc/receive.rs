@@ -39,7 +39,7 @@ use tonic::{Status, Streaming};
 use crate::link::{Link, Outgoing};
 use crate::router::{
     DECIDED_AT_HEADER, RECIPIENTS_HEADER, REJECT_DETAIL_HEADER, REJECT_REASON_HEADER, Router,
-    SUBMITTED_BY_HEADER,
+    SUBMITTED_BY_HEADER, recipients_in,
 };
 use lapin::{Channel, Consumer};
 
@@ -211,12 +211,7 @@ impl ReceiveSession {
             return None;
         };
         let recipients = header(&delivery.properties, RECIPIENTS_HEADER)
-            .map(|r| {
-                r.split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .map(recipients_in)
             .unwrap_or_default();
         let out = hubpb::Delivery {
             delivery_id: delivery.delivery_tag,

@@ -60,6 +60,16 @@ pub enum Hold {
 
 /// The header naming the recipients a copy is for.
 pub const RECIPIENTS_HEADER: &str = "lhcie-recipients";
+
+/// The recipients a copy's [`RECIPIENTS_HEADER`] names (comma-separated
+/// ODS codes).
+pub fn recipients_in(header: &str) -> Vec<String> {
+    header
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
 /// The header naming the exchange that submitted an envelope.
 pub const SUBMITTED_BY_HEADER: &str = "lhcie-submitted-by";
 /// The header carrying when the hub decided (unix nanoseconds), for
@@ -315,11 +325,7 @@ impl Router {
         let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         in_flight
             .iter()
-            .filter(|(key, _)| {
-                key.len() > message_id.len()
-                    && key.ends_with(message_id.as_bytes())
-                    && key[key.len() - message_id.len() - 1] == 0
-            })
+            .filter(|(key, _)| message_id_of(key) == message_id.as_bytes())
             .map(|(_, pending)| pending.clone())
             .collect()
     }
@@ -667,6 +673,13 @@ fn dedup_key(submitter: &ExchangeId, message_id: &str) -> Vec<u8> {
     key.push(0);
     key.extend_from_slice(message_id.as_bytes());
     key
+}
+
+/// The message id of a [`dedup_key`].
+fn message_id_of(key: &[u8]) -> &[u8] {
+    key.iter()
+        .position(|b| *b == 0)
+        .map_or(key, |at| &key[at + 1..])
 }
 
 /// A message id being routed. Finishing it hands its answer to any copy

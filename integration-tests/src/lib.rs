@@ -17,6 +17,8 @@
 //!   them on loopback ports.
 //! - [`proxy`]: a TCP proxy a test can cut, to break the hub's registry
 //!   feed.
+//! - [`ports`]: fixed loopback ports for child processes, reserved so no
+//!   other test or outgoing connection takes them first.
 //!
 //! The binaries must be built first (`make test` does:
 //! `cargo build --workspace --bins`).
@@ -26,6 +28,7 @@ pub mod dashboard;
 pub mod env;
 pub mod hub;
 pub mod local_systems;
+pub mod ports;
 pub mod prometheus;
 pub mod proxy;
 pub mod registry;
@@ -67,14 +70,7 @@ pub fn repository() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A free loopback port (bound and released: for child processes that
-/// need a fixed port in their configuration).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub use ports::free_port;
 
 /// The Python of the test clients' environment (`.venv`, which `make
 /// test` prepares).

@@ -56,11 +56,7 @@ async fn sigterm_finishes_in_flight_work_and_a_restart_takes_the_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_is_false_while_the_broker_is_unreachable() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (closed_port, _held) = lhcie_integration_tests::ports::closed_port();
     let options = Options {
         hub_broker_url: format!("amqp://guest:guest@127.0.0.1:{closed_port}/%2f"),
         ..Options::default()

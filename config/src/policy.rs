@@ -57,6 +57,10 @@ pub struct AgreementConfig {
     /// instant (exclusive). Absent for open-ended.
     #[serde(default)]
     pub valid_until: Option<String>,
+    /// Whether an emergency-care flow may override a patient's refusal
+    /// under this agreement (break-glass). Off unless written.
+    #[serde(default)]
+    pub emergency_override: bool,
     /// `draft`, `active`, `suspended` or `revoked`.
     pub status: StatusConfig,
 }
@@ -255,6 +259,7 @@ fn agreement_from(
         valid_from,
         valid_until,
         document_reference: None,
+        emergency_override: raw.emergency_override,
     };
     let mut agreement = match Agreement::draft(&raw.id, terms, SIGNED_BY_POLICY_FILE, valid_from) {
         Ok(agreement) => agreement,

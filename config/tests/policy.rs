@@ -48,6 +48,9 @@ fn the_demo_policy_loads() {
         policy.agreements[3].status_of(1, during),
         Some(IsaStatus::Draft)
     );
+    assert!(toc.emergency_override, "written for transfers of care");
+    let cancer = &policy.agreements[1].versions[0].terms;
+    assert!(!cancer.emergency_override, "off unless written");
     assert_eq!(policy.directives.len(), 3);
     assert!(matches!(
         policy.directives[1].rule,

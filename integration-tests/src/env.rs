@@ -372,6 +372,7 @@ purposes = ["direct-care", "emergency-care"]
 categories = ["discharge-summary", "repatriation-request", "cancer-document", "end-of-life-care-plan", "care-event", "result"]
 legal_basis = "test"
 valid_from = "2020-01-01"
+emergency_override = true
 status = "active"
 [[directive]]
 id = "DIR-TEST-1"

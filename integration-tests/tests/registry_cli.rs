@@ -190,12 +190,19 @@ async fn the_admin_tool_manages_agreements_directives_and_explains_decisions() {
         .unwrap_err();
     assert!(error.contains("has no version 9"), "{error}");
 
-    // An amendment awaits its signatures; version 1 stays in force.
-    let amended = cli.ok(&[&["isa", "amend"][..], DRAFT].concat());
+    // An amendment awaits its signatures; version 1 stays in force. The
+    // amendment lets emergency care override a patient's refusal; version 1
+    // did not.
+    let amended = cli.ok(&[&["isa", "amend"][..], DRAFT, &["--emergency-override"]].concat());
     assert!(
         amended.contains("version 1: active") && amended.contains("version 2: draft"),
         "{amended}"
     );
+    let (v1, v2) = amended
+        .split_once("version 2")
+        .expect("both versions shown");
+    assert!(!v1.contains("emergency override: allowed"), "{amended}");
+    assert!(v2.contains("emergency override: allowed"), "{amended}");
     assert!(cli.decide(patient, "RAL").contains("ISA-CLI-1 version 1"));
     sign(&cli, "2", "region:NWL");
     sign(&cli, "2", "region:NCL");

@@ -83,6 +83,7 @@ fn agreements() -> Vec<Agreement> {
             valid_from: from,
             valid_until: None,
             document_reference: None,
+            emergency_override: false,
         };
         let mut agreement = Agreement::draft(&format!("ISA-{i:03}"), terms, "bench", from).unwrap();
         for party in parties {

@@ -148,6 +148,7 @@ mod tests {
             valid_from: datetime!(2026-01-01 00:00 UTC),
             valid_until: None,
             document_reference: None,
+            emergency_override: false,
         };
         Agreement::draft(id, terms, "t", datetime!(2026-01-01 00:00 UTC)).unwrap()
     }

@@ -300,6 +300,7 @@ pub(crate) mod tests {
             valid_from: datetime!(2026-01-01 00:00 UTC),
             valid_until: None,
             document_reference: None,
+            emergency_override: false,
         };
         let mut agreement =
             Agreement::draft("ISA-1", terms, "ig", datetime!(2026-01-01 00:00 UTC)).unwrap();

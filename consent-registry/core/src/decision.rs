@@ -14,10 +14,14 @@
 //!    implied consent (the UK norm for direct care) **permits**; explicit
 //!    opt-in **denies**.
 //! 4. Without an NHS number the patient's choices cannot be checked, so the
-//!    answer is **deny** (fail closed).
-//! 5. Emergency care overrides a denial from steps 2 to 4, and every
-//!    emergency decision carries the obligation to record it as emergency
-//!    access; overriding a patient's own choice also obliges notifying them.
+//!    answer is **deny** (fail closed), in an emergency too: a disclosure
+//!    that cannot be found by patient could be neither reviewed nor told
+//!    to them.
+//! 5. Emergency care overrides a denial from steps 2 or 3 only where the
+//!    covering agreement's version opts in (`emergency_override`: the
+//!    parties agreed break-glass). Every emergency decision carries the
+//!    obligation to record it as emergency access; overriding a patient's
+//!    own refusal also obliges notifying them.
 
 use lhcie_model::{Category, NhsNumber, PurposeOfUse};
 use time::OffsetDateTime;
@@ -202,45 +206,37 @@ pub fn decide_with_choices<'i>(
                     request.purpose,
                     request.at,
                 )
-                .map(|version| (agreement.id.as_str(), version.version))
+                .map(|version| (agreement.id.as_str(), version))
         })
         .min_by(|a, b| a.0.cmp(b.0));
-    let Some((isa_id, isa_version)) = covering else {
-        return Decision {
-            permitted: false,
-            reason: Reason::NoAgreement,
-            isa: None,
-            directives: vec![],
-            obligations: vec![],
-        };
+    let Some((isa_id, version)) = covering else {
+        return denied(Reason::NoAgreement, None, vec![]);
     };
-    let isa_ref = Some((isa_id.to_owned(), isa_version));
-    let (permitted, reason, deciding) = match request.nhs_number {
-        None => (false, Reason::PatientNotIdentified, vec![]),
-        Some(_) => patient_choice(request, choices, model),
+    let isa_ref = Some((isa_id.to_owned(), version.version));
+    let Some(_) = request.nhs_number else {
+        // Never overridden, not even in an emergency: a disclosure nobody
+        // can find by patient could be neither reviewed nor told to them.
+        return denied(Reason::PatientNotIdentified, isa_ref, vec![]);
     };
+    let (permitted, reason, deciding) = patient_choice(request, choices, model);
+    let record_emergency = || emergency.then_some(Obligation::RecordEmergencyAccess);
     if permitted {
         return Decision {
             permitted,
             reason,
             isa: isa_ref,
             directives: deciding,
-            obligations: if emergency {
-                vec![Obligation::RecordEmergencyAccess]
-            } else {
-                vec![]
-            },
+            obligations: record_emergency().into_iter().collect(),
         };
     }
-    if emergency {
-        let overrode_patient = matches!(
-            reason,
-            Reason::PatientDeniedOrganisation
-                | Reason::PatientDeniedCategory
-                | Reason::PatientDissents
-        );
+    let refused_by_patient = matches!(
+        reason,
+        Reason::PatientDeniedOrganisation | Reason::PatientDeniedCategory | Reason::PatientDissents
+    );
+    let overridable = refused_by_patient || reason == Reason::NoRecordedConsent;
+    if emergency && overridable && version.terms.emergency_override {
         let mut obligations = vec![Obligation::RecordEmergencyAccess];
-        if overrode_patient {
+        if refused_by_patient {
             obligations.push(Obligation::NotifyPatient);
         }
         return Decision {
@@ -251,11 +247,16 @@ pub fn decide_with_choices<'i>(
             obligations,
         };
     }
+    denied(reason, isa_ref, deciding)
+}
+
+/// A deny: no obligations follow from it.
+fn denied(reason: Reason, isa: Option<(String, u32)>, directives: Vec<String>) -> Decision {
     Decision {
         permitted: false,
         reason,
-        isa: isa_ref,
-        directives: deciding,
+        isa,
+        directives,
         obligations: vec![],
     }
 }

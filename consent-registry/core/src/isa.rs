@@ -37,6 +37,11 @@ pub struct IsaTerms {
     pub valid_until: Option<OffsetDateTime>,
     /// Where the signed document is kept.
     pub document_reference: Option<String>,
+    /// Whether, under this agreement, a flow for emergency care may
+    /// override a patient's refusal (break-glass). Off unless the parties
+    /// agreed it: without it an emergency flow is decided on the patient's
+    /// choices like any other.
+    pub emergency_override: bool,
 }
 
 /// A signature on behalf of one party.

@@ -54,6 +54,7 @@ fn terms(parties: Vec<IsaParty>) -> IsaTerms {
         valid_from: FROM,
         valid_until: Some(UNTIL),
         document_reference: Some("dcc://isa/ISA-NWL-NCL-1".into()),
+        emergency_override: true,
     }
 }
 
@@ -329,10 +330,33 @@ fn emergency_care_overrides_dissent_and_is_always_recorded() {
         [Obligation::RecordEmergencyAccess, Obligation::NotifyPatient]
     );
     assert_eq!(decision.directives, ["D1"]);
+}
 
-    case.nhs = None;
+#[test]
+fn emergency_care_overrides_only_where_the_agreement_opts_in() {
+    let mut case = Case::new();
+    case.purpose = PurposeOfUse::EmergencyCare;
+    case.directives = vec![directive("D1", DirectiveRule::DissentAll)];
+    case.isas[0].versions[0].terms.emergency_override = false;
+    let decision = assert_decision(&case, false, Reason::PatientDissents);
+    assert!(decision.obligations.is_empty());
+
+    case.directives = vec![];
+    case.model = ConsentModel::ExplicitOptIn;
+    assert_decision(&case, false, Reason::NoRecordedConsent);
+    case.isas[0].versions[0].terms.emergency_override = true;
     let decision = assert_decision(&case, true, Reason::EmergencyOverride);
     assert_eq!(decision.obligations, [Obligation::RecordEmergencyAccess]);
+}
+
+#[test]
+fn emergency_care_never_overrides_a_missing_nhs_number() {
+    let mut case = Case::new();
+    case.purpose = PurposeOfUse::EmergencyCare;
+    case.nhs = None;
+    let decision = assert_decision(&case, false, Reason::PatientNotIdentified);
+    assert!(decision.obligations.is_empty());
+    assert_eq!(decision.isa, Some(("ISA-NWL-NCL-1".into(), 1)));
 }
 
 #[test]

@@ -55,6 +55,7 @@ fn london_isa() -> Agreement {
         valid_from: datetime!(2026-01-01 00:00 UTC),
         valid_until: None,
         document_reference: None,
+        emergency_override: false,
     };
     let mut agreement = Agreement::draft(
         "ISA-1",

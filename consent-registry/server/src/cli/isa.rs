@@ -87,6 +87,11 @@ pub struct TermsArgs {
     /// Where the signed document is kept.
     #[arg(long)]
     document: Option<String>,
+    /// Let an emergency-care flow override a patient's refusal under this
+    /// agreement (break-glass; every override is recorded, reviewed at the
+    /// hub and told to the patient).
+    #[arg(long)]
+    emergency_override: bool,
 }
 
 #[derive(Args)]
@@ -110,6 +115,7 @@ impl TermsArgs {
             valid_from: Some(self.from),
             valid_until: self.until,
             document_reference: self.document.clone().unwrap_or_default(),
+            emergency_override: self.emergency_override,
         }
     }
 }

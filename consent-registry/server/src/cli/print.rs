@@ -100,6 +100,9 @@ pub fn agreement(agreement: &pb::Agreement) {
                     .join(", ")
             );
             println!("    legal basis: {}", terms.legal_basis);
+            if terms.emergency_override {
+                println!("    emergency override: allowed (break-glass may override a patient's refusal)");
+            }
             println!(
                 "    valid: {} to {}",
                 time(&terms.valid_from),

@@ -60,7 +60,26 @@ pub enum StoreFailure {
     /// The state is not what it must be.
     #[error("{0}")]
     Inconsistent(String),
+    /// The folder holds a store another version of the registry wrote.
+    #[error(
+        "the store was written in format {found} and this registry reads format {expected}: \
+         start this node with an empty data folder and let it catch up from the cluster \
+         (or restore a snapshot taken by this version)"
+    )]
+    Format {
+        /// The format found (1 for stores from before formats were recorded).
+        found: u32,
+        /// The format this build reads and writes.
+        expected: u32,
+    },
 }
+
+/// The format of the records this build writes (postcard of the
+/// `lhcie-consent` types). Raise it whenever one of those types changes
+/// shape: postcard is not self-describing, so an older record would not
+/// decode, or would decode wrongly. History: 1, round 1; 2, agreement
+/// terms gained `emergency_override`.
+pub const STORE_FORMAT: u32 = 2;
 
 impl From<sled::transaction::TransactionError<StoreFailure>> for StoreFailure {
     fn from(error: sled::transaction::TransactionError<StoreFailure>) -> Self {
@@ -159,6 +178,7 @@ pub async fn open(
         changes: db.open_tree("changes")?,
         db,
     };
+    check_format(&trees)?;
     let registry = Arc::new(Registry {
         agreements: RwLock::new(BTreeMap::new()),
         revision: watch::Sender::new(0),
@@ -174,6 +194,30 @@ pub async fn open(
     let log = LogStore::new(registry.trees.clone());
     let state_machine = StateMachine::new(registry.clone())?;
     Ok((log, state_machine, registry))
+}
+
+/// Refuses a store written in another format; records the format in a
+/// new one.
+fn check_format(trees: &Trees) -> Result<(), StoreFailure> {
+    let found = match trees.meta.get(meta_keys::FORMAT)? {
+        Some(value) => codec::decode::<u32>(&value)?,
+        None if trees.raft_log.is_empty() && trees.meta.is_empty() => {
+            trees
+                .meta
+                .insert(meta_keys::FORMAT, codec::encode(&STORE_FORMAT)?)?;
+            trees.meta.flush()?;
+            STORE_FORMAT
+        }
+        None => 1,
+    };
+    if found == STORE_FORMAT {
+        Ok(())
+    } else {
+        Err(StoreFailure::Format {
+            found,
+            expected: STORE_FORMAT,
+        })
+    }
 }
 
 impl Registry {
@@ -234,4 +278,6 @@ pub(crate) mod meta_keys {
     pub const VOTE: &[u8] = b"vote";
     pub const COMMITTED: &[u8] = b"committed";
     pub const LAST_PURGED: &[u8] = b"last_purged";
+    /// The store's format ([`super::STORE_FORMAT`]).
+    pub const FORMAT: &[u8] = b"format";
 }

@@ -34,7 +34,8 @@ use super::meta_keys::{APPLIED, CHANGES_FLOOR, PENDING_INSTALL, SNAPSHOT};
 use super::{Registry, StoreFailure, apply};
 use crate::types::{Change, HistoryEvent, Node, NodeId, TypeConfig};
 
-const FORMAT: u32 = 1;
+/// A snapshot holds the store's records, so it shares the store's format.
+use super::STORE_FORMAT as FORMAT;
 
 /// The longest record a snapshot may hold: one Raft entry's changes can be
 /// no larger than a Raft message (`network::MAX_RAFT_MESSAGE`, 64 MiB), and

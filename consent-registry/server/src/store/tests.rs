@@ -79,6 +79,7 @@ fn terms() -> IsaTerms {
         valid_from: datetime!(2026-01-01 00:00 UTC),
         valid_until: None,
         document_reference: None,
+        emergency_override: false,
     }
 }
 
@@ -522,4 +523,43 @@ fn an_oversize_snapshot_record_is_refused_before_it_is_allocated() {
     just_over.extend_from_slice(&(snapshot::MAX_RECORD as u32 + 1).to_le_bytes());
     let error = snapshot::read_record(&mut std::io::Cursor::new(just_over)).unwrap_err();
     assert!(error.to_string().contains("bytes; the limit is"), "{error}");
+}
+
+#[tokio::test]
+async fn a_store_of_another_format_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut log, _sm, registry) = open(dir.path(), StoreOptions::default()).await.unwrap();
+        openraft::storage::RaftLogStorageExt::blocking_append(&mut log, workload(1, 3))
+            .await
+            .unwrap();
+        // As a round-1 registry left it: records, and no format.
+        registry.trees.meta.remove(meta_keys::FORMAT).unwrap();
+        registry.trees.db.flush().unwrap();
+    }
+    for _ in 0..100 {
+        match open(dir.path(), StoreOptions::default()).await {
+            Err(StoreFailure::Format { found, expected }) => {
+                assert_eq!((found, expected), (1, STORE_FORMAT));
+                let message = StoreFailure::Format { found, expected }.to_string();
+                assert!(message.contains("empty data folder"), "{message}");
+                return;
+            }
+            Ok(_) => panic!("a store without its format was opened"),
+            // sled's file lock, until the flusher lets go (see `reopen`).
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+    panic!("the store could not be opened to check its format");
+}
+
+#[tokio::test]
+async fn a_new_store_records_its_format_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_log, _sm, registry) = open(dir.path(), StoreOptions::default()).await.unwrap();
+        let format = registry.trees.meta.get(meta_keys::FORMAT).unwrap().unwrap();
+        assert_eq!(codec::decode::<u32>(&format).unwrap(), STORE_FORMAT);
+    }
+    reopen(dir.path()).await;
 }

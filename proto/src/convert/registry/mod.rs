@@ -125,6 +125,7 @@ mod tests {
             valid_from: datetime!(2026-01-01 00:00 UTC),
             valid_until: Some(datetime!(2027-01-01 00:00 UTC)),
             document_reference: Some("dcc://isa/1".into()),
+            emergency_override: true,
         };
         let mut agreement =
             Agreement::draft("ISA-1", terms, "ig", datetime!(2025-12-01 00:00 UTC)).unwrap();

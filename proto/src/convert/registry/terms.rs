@@ -32,6 +32,7 @@ impl TryFrom<pb::IsaTerms> for IsaTerms {
             valid_from: required_time(wire.valid_from, "valid_from")?,
             valid_until: optional_time(wire.valid_until, "valid_until")?,
             document_reference: optional(wire.document_reference),
+            emergency_override: wire.emergency_override,
         })
     }
 }
@@ -55,6 +56,7 @@ impl From<IsaTerms> for pb::IsaTerms {
             valid_from: Some(to_wire(terms.valid_from)),
             valid_until: optional_to_wire(terms.valid_until),
             document_reference: terms.document_reference.unwrap_or_default(),
+            emergency_override: terms.emergency_override,
         }
     }
 }

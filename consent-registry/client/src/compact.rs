@@ -184,15 +184,8 @@ impl CompactDirectives {
                 Rule::AllowOrganisation(self.organisation(code.as_str()))
             }
         };
-        let end = [
-            directive.valid_until.map(nanos),
-            directive.withdrawal.as_ref().map(|w| nanos(w.at)),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(i64::MAX);
-        let from = nanos(directive.valid_from);
+        let end = directive.effective_until().map_or(i64::MAX, nanos);
+        let from = nanos(directive.effective_from());
         let key = patient_key(&directive.nhs_number);
         if let Some(patient) = self.patients.get_mut(&key) {
             if let Some(existing) = patient

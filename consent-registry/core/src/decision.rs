@@ -26,8 +26,8 @@
 use lhcie_model::{Category, NhsNumber, PurposeOfUse};
 use time::OffsetDateTime;
 
-use crate::directive::{Directive, DirectiveRule};
-use crate::isa::Agreement;
+use crate::directive::{Directive, DirectiveRule, as_they_stood};
+use crate::isa::{Agreement, IsaVersion};
 use crate::party::OrgRef;
 
 /// How consent for direct care is taken where the patient has said nothing.
@@ -186,6 +186,33 @@ pub fn decide<'i>(
     decide_with_choices(request, agreements, &choices, model)
 }
 
+/// [`decide`] for a moment that may be past, from the record kept for
+/// ever: the patient's directives as every change left them
+/// (`directive_states`, oldest first; see [`as_they_stood`]) and the
+/// agreements with their dated facts. With `known_at`, only what the
+/// registry held at that moment counts: the decision a copy of that age
+/// made. Later changes never alter the answer for a moment before them.
+pub fn decide_from_history<'i>(
+    request: &DecisionRequest<'_>,
+    agreements: impl IntoIterator<Item = &'i Agreement>,
+    directive_states: &[Directive],
+    model: ConsentModel,
+    known_at: Option<OffsetDateTime>,
+) -> Decision {
+    let cutoff = known_at.map_or(request.at, |known| known.min(request.at));
+    let directives = as_they_stood(directive_states, cutoff);
+    match known_at {
+        Some(known) if known < request.at => {
+            let held: Vec<Agreement> = agreements
+                .into_iter()
+                .filter_map(|a| a.as_known_at(known))
+                .collect();
+            decide(request, &held, &directives, model)
+        }
+        _ => decide(request, agreements, &directives, model),
+    }
+}
+
 /// [`decide`], given the patient's choices in force at the request's time
 /// (ignored when the request names no patient).
 pub fn decide_with_choices<'i>(
@@ -208,7 +235,7 @@ pub fn decide_with_choices<'i>(
                 )
                 .map(|version| (agreement.id.as_str(), version))
         })
-        .min_by(|a, b| a.0.cmp(b.0));
+        .min_by(deciding_order);
     let Some((isa_id, version)) = covering else {
         return denied(Reason::NoAgreement, None, vec![]);
     };
@@ -248,6 +275,53 @@ pub fn decide_with_choices<'i>(
         };
     }
     denied(reason, isa_ref, deciding)
+}
+
+/// Which of two covering agreements decides: the one whose version came
+/// into force first, then the smaller id in natural order (`ISA-9` before
+/// `ISA-10`; ids equal but for leading zeros, as text), so the choice is
+/// stable.
+fn deciding_order(a: &(&str, &IsaVersion), b: &(&str, &IsaVersion)) -> std::cmp::Ordering {
+    a.1.in_force_from()
+        .cmp(&b.1.in_force_from())
+        .then_with(|| natural_order(a.0, b.0))
+        .then_with(|| a.0.cmp(b.0))
+}
+
+/// Compares two ids with runs of digits compared as numbers.
+pub fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut a, mut b) = (a, b);
+    loop {
+        match (a.chars().next(), b.chars().next()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let (number_a, rest_a) = split_digits(a);
+                let (number_b, rest_b) = split_digits(b);
+                let trimmed = |n: &str| n.trim_start_matches('0').to_owned();
+                let (ta, tb) = (trimmed(number_a), trimmed(number_b));
+                let order = ta.len().cmp(&tb.len()).then_with(|| ta.cmp(&tb));
+                if order.is_ne() {
+                    return order;
+                }
+                (a, b) = (rest_a, rest_b);
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(&y);
+                }
+                (a, b) = (&a[x.len_utf8()..], &b[y.len_utf8()..]);
+            }
+        }
+    }
+}
+
+fn split_digits(text: &str) -> (&str, &str) {
+    let end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    text.split_at(end)
 }
 
 /// A deny: no obligations follow from it.

@@ -56,11 +56,50 @@ pub enum DirectiveSource {
 }
 
 impl Directive {
-    /// Whether the directive applies at `at`: within its dates and not
-    /// withdrawn by then.
-    pub fn in_force_at(&self, at: OffsetDateTime) -> bool {
-        self.withdrawal.as_ref().is_none_or(|w| at < w.at)
-            && self.valid_from <= at
-            && self.valid_until.is_none_or(|end| at < end)
+    /// When the directive starts to apply: the later of its `valid_from`
+    /// and the moment it was recorded. Nothing applies before it was
+    /// recorded, so recording a directive never changes a past decision.
+    pub fn effective_from(&self) -> OffsetDateTime {
+        self.valid_from.max(self.recorded_at)
     }
+
+    /// When it stops applying: the earlier of its `valid_until` and its
+    /// withdrawal; `None` while open-ended.
+    pub fn effective_until(&self) -> Option<OffsetDateTime> {
+        [self.valid_until, self.withdrawal.as_ref().map(|w| w.at)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether the directive applies at `at`: from
+    /// [`effective_from`](Self::effective_from) until
+    /// [`effective_until`](Self::effective_until) (exclusive).
+    pub fn in_force_at(&self, at: OffsetDateTime) -> bool {
+        self.effective_from() <= at && self.effective_until().is_none_or(|end| at < end)
+    }
+}
+
+impl Directive {
+    /// When this state of the directive was recorded: its withdrawal if it
+    /// is withdrawn, otherwise its recording.
+    pub fn changed_at(&self) -> OffsetDateTime {
+        self.withdrawal.as_ref().map_or(self.recorded_at, |w| w.at)
+    }
+}
+
+/// A patient's directives as they stood at `at`: given every recorded state
+/// of them, oldest first (each the directive as one change left it: set,
+/// replaced, imported or withdrawn), the last state of each id changed by
+/// `at`. A replacement or withdrawal recorded later does not reach back:
+/// the state that applied at `at` is the one kept. By id.
+pub fn as_they_stood<'d>(
+    states: impl IntoIterator<Item = &'d Directive>,
+    at: OffsetDateTime,
+) -> Vec<Directive> {
+    let mut latest = std::collections::BTreeMap::new();
+    for state in states.into_iter().filter(|d| d.changed_at() <= at) {
+        latest.insert(state.id.as_str(), state);
+    }
+    latest.into_values().cloned().collect()
 }

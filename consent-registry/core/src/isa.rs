@@ -7,7 +7,21 @@
 //! again; until it is in force, the previous signed version stays in force.
 //! The agreement as a whole can be **suspended** (and reinstated) or
 //! **revoked** (final). Status is never stored: it is derived for a moment
-//! in time from these facts, so a decision at a given time is reproducible.
+//! in time from dated facts that are kept for ever (each draft, signature,
+//! suspension, reinstatement and revocation, with the registry's time), so
+//! a decision at a given time is reproducible.
+//!
+//! The time rules (`docs/consent-model.md`, "Time"):
+//! - **Nothing applies before it was recorded.** A version is in force from
+//!   the later of its `valid_from` and the moment its last required
+//!   signature was recorded ([`IsaVersion::in_force_from`]), so a late
+//!   signature, or a later version with a past start date, never changes
+//!   what applied before it was signed.
+//! - **Suspensions are periods**, kept after reinstatement: a moment inside
+//!   a past suspension stays suspended.
+//! - **What was known**: [`Agreement::as_known_at`] is the agreement as the
+//!   registry held it at a moment, for explaining a decision made with a
+//!   copy of that age.
 
 use std::collections::BTreeSet;
 
@@ -85,6 +99,22 @@ pub struct StatusNote {
     pub reason: String,
 }
 
+/// One period during which an agreement was suspended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspension {
+    /// Who suspended it, when and why.
+    pub suspended: StatusNote,
+    /// Who reinstated it, when and why; `None` while it lasts.
+    pub reinstated: Option<StatusNote>,
+}
+
+impl Suspension {
+    /// Whether the agreement was suspended at `at`.
+    pub fn covers(&self, at: OffsetDateTime) -> bool {
+        self.suspended.at <= at && self.reinstated.as_ref().is_none_or(|r| at < r.at)
+    }
+}
+
 /// An information sharing agreement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agreement {
@@ -92,8 +122,9 @@ pub struct Agreement {
     pub id: String,
     /// Versions, oldest first.
     pub versions: Vec<IsaVersion>,
-    /// Set while the agreement is suspended.
-    pub suspension: Option<StatusNote>,
+    /// Every suspension, oldest first; the last is current if it has no
+    /// reinstatement.
+    pub suspensions: Vec<Suspension>,
     /// Set once the agreement is revoked (final).
     pub revocation: Option<StatusNote>,
 }
@@ -235,6 +266,40 @@ impl IsaVersion {
     pub fn fully_signed(&self) -> bool {
         self.unsigned_parties().is_empty()
     }
+
+    /// When the last required signature was recorded: for each party its
+    /// first signature, and the latest of those. `None` until every party
+    /// has signed.
+    pub fn fully_signed_at(&self) -> Option<OffsetDateTime> {
+        self.terms
+            .parties
+            .iter()
+            .map(|party| {
+                self.signatures
+                    .iter()
+                    .filter(|s| &s.party == party)
+                    .map(|s| s.signed_at)
+                    .min()
+            })
+            .try_fold(None, |latest: Option<OffsetDateTime>, first| {
+                first.map(|first| Some(latest.map_or(first, |l| l.max(first))))
+            })
+            .flatten()
+    }
+
+    /// When this version comes into force: the later of its `valid_from`
+    /// and its last required signature. `None` while unsigned.
+    pub fn in_force_from(&self) -> Option<OffsetDateTime> {
+        self.fully_signed_at()
+            .map(|signed| signed.max(self.terms.valid_from))
+    }
+
+    /// Whether this version's own dates and signatures put it in force at
+    /// `at` (the agreement's suspensions and revocation aside).
+    pub fn in_force_at(&self, at: OffsetDateTime) -> bool {
+        self.in_force_from().is_some_and(|from| from <= at)
+            && self.terms.valid_until.is_none_or(|end| at < end)
+    }
 }
 
 impl Agreement {
@@ -258,8 +323,53 @@ impl Agreement {
                 drafted_by: by.to_owned(),
                 drafted_at: at,
             }],
-            suspension: None,
+            suspensions: vec![],
             revocation: None,
+        })
+    }
+
+    /// Whether the agreement is suspended now (a suspension not yet lifted).
+    pub fn is_suspended(&self) -> bool {
+        self.suspensions
+            .last()
+            .is_some_and(|s| s.reinstated.is_none())
+    }
+
+    /// The agreement as the registry held it at `known_at`: only the
+    /// versions, signatures, suspensions, reinstatements and revocation
+    /// recorded by then. `None` if it was not yet drafted.
+    pub fn as_known_at(&self, known_at: OffsetDateTime) -> Option<Agreement> {
+        let known = |note: &StatusNote| note.at <= known_at;
+        let versions: Vec<IsaVersion> = self
+            .versions
+            .iter()
+            .filter(|v| v.drafted_at <= known_at)
+            .map(|v| IsaVersion {
+                signatures: v
+                    .signatures
+                    .iter()
+                    .filter(|s| s.signed_at <= known_at)
+                    .cloned()
+                    .collect(),
+                ..v.clone()
+            })
+            .collect();
+        if versions.is_empty() {
+            return None;
+        }
+        Some(Agreement {
+            id: self.id.clone(),
+            versions,
+            suspensions: self
+                .suspensions
+                .iter()
+                .filter(|s| known(&s.suspended))
+                .map(|s| Suspension {
+                    suspended: s.suspended.clone(),
+                    reinstated: s.reinstated.clone().filter(known),
+                })
+                .collect(),
+            revocation: self.revocation.clone().filter(known),
         })
     }
 
@@ -329,27 +439,32 @@ impl Agreement {
     /// Suspends the agreement: nothing flows under it until reinstated.
     pub fn suspend(&mut self, note: StatusNote) -> Result<(), IsaError> {
         self.not_revoked()?;
-        if self.suspension.is_some() {
+        if self.is_suspended() {
             return Err(IsaError::SuspensionState {
                 id: self.id.clone(),
                 suspended: true,
             });
         }
-        self.suspension = Some(note);
+        self.suspensions.push(Suspension {
+            suspended: note,
+            reinstated: None,
+        });
         Ok(())
     }
 
-    /// Lifts a suspension.
-    pub fn reinstate(&mut self, _note: StatusNote) -> Result<(), IsaError> {
+    /// Lifts the current suspension; the period stays in the record.
+    pub fn reinstate(&mut self, note: StatusNote) -> Result<(), IsaError> {
         self.not_revoked()?;
-        if self.suspension.is_none() {
-            return Err(IsaError::SuspensionState {
+        match self.suspensions.last_mut() {
+            Some(current) if current.reinstated.is_none() => {
+                current.reinstated = Some(note);
+                Ok(())
+            }
+            _ => Err(IsaError::SuspensionState {
                 id: self.id.clone(),
                 suspended: false,
-            });
+            }),
         }
-        self.suspension = None;
-        Ok(())
     }
 
     /// Revokes the agreement, for good.
@@ -363,45 +478,44 @@ impl Agreement {
         if self.revocation.as_ref().is_some_and(|n| n.at <= at) {
             return Some(IsaStatus::Revoked);
         }
-        if self.suspension.as_ref().is_some_and(|n| n.at <= at) {
+        if self.suspensions.iter().any(|s| s.covers(at)) {
             return Some(IsaStatus::Suspended);
         }
         None
     }
 
-    /// The version in force at `at`: the highest fully signed version
-    /// whose dates include `at`, unless the agreement is suspended or
-    /// revoked.
+    /// The version in force at `at`: of the versions whose signatures and
+    /// dates put them in force then ([`IsaVersion::in_force_at`]), the
+    /// highest; none while the agreement is suspended or revoked.
     pub fn version_in_force(&self, at: OffsetDateTime) -> Option<&IsaVersion> {
         if self.stopped_at(at).is_some() {
             return None;
         }
-        self.versions
-            .iter()
-            .rev()
-            .find(|v| v.fully_signed() && v.terms.valid_at(at))
+        self.versions.iter().rev().find(|v| v.in_force_at(at))
     }
 
-    /// Where `version` stands at `at`.
+    /// Where `version` stands at `at`, from the facts recorded by then.
     pub fn status_of(&self, version: u32, at: OffsetDateTime) -> Option<IsaStatus> {
         let target = self.versions.iter().find(|v| v.version == version)?;
         if let Some(stopped) = self.stopped_at(at) {
             return Some(stopped);
         }
-        Some(if !target.fully_signed() {
-            IsaStatus::Draft
-        } else if at < target.terms.valid_from {
-            IsaStatus::Signed
-        } else if target.terms.valid_until.is_some_and(|end| end <= at) {
-            IsaStatus::Expired
-        } else if self
-            .version_in_force(at)
-            .is_some_and(|v| v.version == version)
-        {
-            IsaStatus::Active
-        } else {
-            IsaStatus::Superseded
-        })
+        Some(
+            if target.fully_signed_at().is_none_or(|signed| at < signed) {
+                IsaStatus::Draft
+            } else if at < target.terms.valid_from {
+                IsaStatus::Signed
+            } else if target.terms.valid_until.is_some_and(|end| end <= at) {
+                IsaStatus::Expired
+            } else if self
+                .version_in_force(at)
+                .is_some_and(|v| v.version == version)
+            {
+                IsaStatus::Active
+            } else {
+                IsaStatus::Superseded
+            },
+        )
     }
 
     /// The version in force at `at`, if it covers the flow.

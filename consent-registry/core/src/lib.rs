@@ -27,12 +27,16 @@ pub mod party;
 pub use commands::{Command, CommandError, Proposal};
 pub use decision::{
     Choice, ChoiceRule, ConsentModel, Decision, DecisionRequest, Obligation, Reason, decide,
-    decide_with_choices,
+    decide_from_history, decide_with_choices, natural_order,
 };
-pub use directive::{Directive, DirectiveRule, DirectiveSource};
+pub use directive::{Directive, DirectiveRule, DirectiveSource, as_they_stood};
 pub use grant::CarerGrant;
-pub use isa::{Agreement, IsaError, IsaStatus, IsaTerms, IsaVersion, Signature, StatusNote};
+pub use isa::{
+    Agreement, IsaError, IsaStatus, IsaTerms, IsaVersion, Signature, StatusNote, Suspension,
+};
 pub use party::{IsaParty, OrgRef};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod time_tests;

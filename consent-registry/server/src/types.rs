@@ -130,3 +130,17 @@ pub type AppliedState = (
 );
 /// A storage error.
 pub type StorageError = openraft::StorageError<NodeId>;
+
+/// What `meta` keeps about the last applied entry: openraft's applied
+/// state, and the log's clock (the time of the last applied proposal, after
+/// [`crate::store`] moved it, if need be, past the one before: times in the
+/// log only increase). One record, so a snapshot reads both at once.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct AppliedRecord {
+    /// The last applied entry.
+    pub log_id: Option<openraft::LogId<NodeId>>,
+    /// The membership in force.
+    pub membership: openraft::StoredMembership<NodeId, Node>,
+    /// The time of the last applied proposal.
+    pub clock: Option<time::OffsetDateTime>,
+}

@@ -53,6 +53,16 @@ impl RouteTable {
             .is_some_and(|p| &p.exchange == exchange)
     }
 
+    /// Whether `exchange` serves any organisation.
+    pub fn knows_exchange(&self, exchange: &ExchangeId) -> bool {
+        self.organisations.values().any(|p| &p.exchange == exchange)
+    }
+
+    /// Whether any exchange is in `region`.
+    pub fn knows_region(&self, region: &str) -> bool {
+        self.organisations.values().any(|p| p.region == region)
+    }
+
     /// How many organisations are placed.
     pub fn len(&self) -> usize {
         self.organisations.len()

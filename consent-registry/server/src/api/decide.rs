@@ -1,7 +1,7 @@
 //! Decisions on the registry's own copy, for tools and for explaining a
 //! decision; the hub decides from its cache instead.
 
-use lhcie_consent::{DecisionRequest, OrgRef, decide};
+use lhcie_consent::{DecisionRequest, Directive, OrgRef, decide_from_history};
 use lhcie_model::{NhsNumber, OdsCode};
 use lhcie_proto::convert::registry::{
     category_from_wire, decision_to_wire, purpose_from_wire, time_from_wire,
@@ -21,7 +21,7 @@ impl RegistryApi {
         &self,
         request: pb::DecideRequest,
     ) -> Result<pb::Decision, tonic::Status> {
-        let revision = self.registry.revision();
+        let current = self.registry.revision();
         let nhs_number = match request.nhs_number.trim() {
             "" => None,
             text => Some(NhsNumber::parse(text).map_err(|e| invalid(format!("nhs_number: {e}")))?),
@@ -44,11 +44,16 @@ impl RegistryApi {
         let at = time_from_wire(request.at, "at")
             .map_err(invalid)?
             .unwrap_or_else(OffsetDateTime::now_utc);
-        let directives = match &nhs_number {
+        let (revision, known_at) = self.as_of(request.as_of_revision, current)?;
+        let directive_states: Vec<Directive> = match &nhs_number {
             Some(nhs_number) => self
                 .registry
-                .directives_of(nhs_number)
-                .map_err(|e| tonic::Status::internal(format!("reading directives: {e}")))?,
+                .history(nhs_number)
+                .map_err(|e| tonic::Status::internal(format!("reading directives: {e}")))?
+                .into_iter()
+                .filter(|event| event.revision <= revision)
+                .map(|event| event.directive)
+                .collect(),
             None => Vec::new(),
         };
         let question = DecisionRequest {
@@ -68,12 +73,36 @@ impl RegistryApi {
             at,
         };
         let agreements = self.registry.agreements.read().expect("agreements lock");
-        let decision = decide(
+        let decision = decide_from_history(
             &question,
             agreements.values(),
-            &directives,
+            &directive_states,
             self.consent_model,
+            known_at,
         );
         Ok(decision_to_wire(&decision, revision))
+    }
+
+    /// The revision to decide as of, and, when it is a past one, the time
+    /// of its last proposal (what was recorded by then is what the registry
+    /// held).
+    fn as_of(
+        &self,
+        asked: u64,
+        current: u64,
+    ) -> Result<(u64, Option<OffsetDateTime>), tonic::Status> {
+        if asked == 0 || asked == current {
+            return Ok((current, None));
+        }
+        if asked > current {
+            return Err(tonic::Status::failed_precondition(format!(
+                "as_of_revision {asked} is beyond this node's revision {current}: ask the leader, or again shortly"
+            )));
+        }
+        let clock = self
+            .registry
+            .clock_at(asked)
+            .map_err(|e| tonic::Status::internal(format!("reading the log's clock: {e}")))?;
+        Ok((asked, Some(clock.unwrap_or(OffsetDateTime::UNIX_EPOCH))))
     }
 }

@@ -189,6 +189,37 @@ fn patient(value: &str) -> Result<NhsNumber, tonic::Status> {
 }
 
 impl RegistryApi {
+    /// Every party of an agreement must be in the topology: an organisation
+    /// an exchange serves (the topology admits only organisations the ODS
+    /// reference data lists as open), an exchange, or a region of one. An
+    /// agreement naming anything else could never be signed for or used.
+    fn check_parties(&self, terms: &IsaTerms) -> Result<(), tonic::Status> {
+        let unknown: Vec<String> = terms
+            .parties
+            .iter()
+            .filter(|party| match party {
+                IsaParty::Organisation(code) => self.placements.placement(code).is_none(),
+                IsaParty::Exchange(id) => !self.placements.knows_exchange(id),
+                IsaParty::Region(region) => !self.placements.knows_region(region),
+            })
+            .map(|party| match party {
+                IsaParty::Organisation(code) => format!(
+                    "organisation {code} is not served by any exchange (unknown to the ODS reference data, closed, or not connected)"
+                ),
+                IsaParty::Exchange(id) => format!("exchange {id} is not in the topology"),
+                IsaParty::Region(region) => format!("region {region} has no exchange in the topology"),
+            })
+            .collect();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(tonic::Status::invalid_argument(format!(
+                "terms.parties: {}",
+                unknown.join("; ")
+            )))
+        }
+    }
+
     /// A signature for a region or exchange party must come from an
     /// organisation of that region or exchange (an organisation party's
     /// own code is checked by the agreement).
@@ -230,9 +261,11 @@ impl ConsentRegistry for RegistryApi {
     ) -> Result<tonic::Response<pb::AgreementReply>, tonic::Status> {
         let actor = self.actor(&request, Rpc::DraftIsa)?;
         let body = request.into_inner();
+        let terms = terms(body.terms)?;
+        self.check_parties(&terms)?;
         let command = Command::DraftIsa {
             id: id(body.isa_id, "isa_id")?,
-            terms: terms(body.terms)?,
+            terms,
         };
         self.agreement_command(actor, command).await
     }
@@ -243,9 +276,11 @@ impl ConsentRegistry for RegistryApi {
     ) -> Result<tonic::Response<pb::AgreementReply>, tonic::Status> {
         let actor = self.actor(&request, Rpc::AmendIsa)?;
         let body = request.into_inner();
+        let terms = terms(body.terms)?;
+        self.check_parties(&terms)?;
         let command = Command::AmendIsa {
             id: id(body.isa_id, "isa_id")?,
-            terms: terms(body.terms)?,
+            terms,
         };
         self.agreement_command(actor, command).await
     }

@@ -28,9 +28,14 @@ pub struct DecideArgs {
     /// The purpose of use.
     #[arg(long, value_parser = args::purpose, default_value = "direct-care")]
     purpose: i32,
-    /// When (default: now).
+    /// When (default: now). A past moment is decided from the record as
+    /// it stood then.
     #[arg(long, value_parser = args::start)]
     at: Option<prost_types::Timestamp>,
+    /// With only what the registry held at this revision (e.g. the one a
+    /// hub decision was made at, from its audit).
+    #[arg(long)]
+    as_of_revision: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -108,6 +113,7 @@ pub async fn decide(client: &RegistryClient, args: &DecideArgs) -> anyhow::Resul
         category: args.category,
         purpose: args.purpose,
         at: args.at,
+        as_of_revision: args.as_of_revision.unwrap_or(0),
     };
     let decision = client
         .unary(Retry::Idempotent, &request, |mut c, r| async move {
@@ -291,7 +297,12 @@ pub async fn seed(client: &RegistryClient, policy: &Path, topology: &Path) -> an
                 .await
                 .with_context(|| format!("signing {}", agreement.id))?;
         }
-        let status_change = [(&agreement.suspension, 0), (&agreement.revocation, 1)];
+        let suspended = agreement
+            .suspensions
+            .last()
+            .filter(|s| s.reinstated.is_none())
+            .map(|s| s.suspended.clone());
+        let status_change = [(&suspended, 0), (&agreement.revocation, 1)];
         for (note, which) in status_change {
             let Some(note) = note else { continue };
             let request = pb::IsaStatusRequest {

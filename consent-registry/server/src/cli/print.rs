@@ -101,7 +101,9 @@ pub fn agreement(agreement: &pb::Agreement) {
             );
             println!("    legal basis: {}", terms.legal_basis);
             if terms.emergency_override {
-                println!("    emergency override: allowed (break-glass may override a patient's refusal)");
+                println!(
+                    "    emergency override: allowed (break-glass may override a patient's refusal)"
+                );
             }
             println!(
                 "    valid: {} to {}",
@@ -128,13 +130,23 @@ pub fn agreement(agreement: &pb::Agreement) {
             );
         }
     }
-    if let Some(note) = &agreement.suspension {
-        println!(
-            "  suspended at {} by {}: {}",
-            time(&note.at),
-            note.by,
-            note.reason
-        );
+    for suspension in &agreement.suspensions {
+        if let Some(note) = &suspension.suspended {
+            println!(
+                "  suspended at {} by {}: {}",
+                time(&note.at),
+                note.by,
+                note.reason
+            );
+        }
+        if let Some(note) = &suspension.reinstated {
+            println!(
+                "  reinstated at {} by {}: {}",
+                time(&note.at),
+                note.by,
+                note.reason
+            );
+        }
     }
     if let Some(note) = &agreement.revocation {
         println!(

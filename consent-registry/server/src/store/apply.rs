@@ -19,7 +19,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use super::codec::{self, encode_changes, grant_index_key, history_key, index_key};
 use super::meta_keys::APPLIED;
 use super::{StoreFailure, Trees};
-use crate::types::{Applied, Change, DirectiveAction, Entry, HistoryEvent, Node, NodeId, Outcome};
+use crate::types::{
+    Applied, AppliedRecord, Change, DirectiveAction, Entry, HistoryEvent, Node, NodeId, Outcome,
+};
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreFailure>>;
 
@@ -49,6 +51,7 @@ pub(crate) struct Applying<'t> {
     grants: &'t TransactionalTree,
     grants_by_patient: &'t TransactionalTree,
     changes: &'t TransactionalTree,
+    clocks: &'t TransactionalTree,
     made: RefCell<Vec<Change>>,
 }
 
@@ -109,9 +112,19 @@ pub(crate) fn in_transaction<T>(
         &trees.grants,
         &trees.grants_by_patient,
         &trees.changes,
+        &trees.clocks,
     )
         .transaction(
-            |(meta, agreements, directives, history, grants, grants_by_patient, changes)| {
+            |(
+                meta,
+                agreements,
+                directives,
+                history,
+                grants,
+                grants_by_patient,
+                changes,
+                clocks,
+            )| {
                 let tx = Applying {
                     revision,
                     meta,
@@ -121,6 +134,7 @@ pub(crate) fn in_transaction<T>(
                     grants,
                     grants_by_patient,
                     changes,
+                    clocks,
                     made: RefCell::new(Vec::new()),
                 };
                 let value = body(&tx)?;
@@ -139,10 +153,20 @@ pub(crate) fn apply_entry(
     membership: &StoredMembership<NodeId, Node>,
 ) -> Result<(Applied, Vec<Change>), StoreFailure> {
     let revision = entry.log_id.index;
-    let applied = (Some(entry.log_id), membership.clone());
     let (outcome, changes) = in_transaction(trees, revision, |tx| {
+        let previous: AppliedRecord = get(tx.meta, APPLIED)?.unwrap_or_default();
+        let mut applied = AppliedRecord {
+            log_id: Some(entry.log_id),
+            membership: membership.clone(),
+            clock: previous.clock,
+        };
         let outcome = match &entry.payload {
-            EntryPayload::Normal(proposal) => execute(tx, proposal)?,
+            EntryPayload::Normal(proposal) => {
+                let proposal = in_log_order(proposal, previous.clock);
+                applied.clock = Some(proposal.at);
+                put(tx.clocks, &index_key(revision), &proposal.at)?;
+                execute(tx, &proposal)?
+            }
             EntryPayload::Blank | EntryPayload::Membership(_) => Ok(Outcome::Nothing),
         };
         let made = tx.made.borrow();
@@ -155,6 +179,22 @@ pub(crate) fn apply_entry(
         Ok(outcome)
     })?;
     Ok((Applied { revision, outcome }, changes))
+}
+
+/// The proposal with its time moved, if need be, to just after the last
+/// applied proposal's (`clock`): times in the log only increase, so
+/// "recorded by then" means the same as "recorded at or before this
+/// revision", whatever the clocks of successive leaders said. Every replica
+/// computes the same.
+pub(crate) fn in_log_order(proposal: &Proposal, clock: Option<time::OffsetDateTime>) -> Proposal {
+    let at = match clock {
+        Some(last) if proposal.at <= last => last + time::Duration::nanoseconds(1),
+        _ => proposal.at,
+    };
+    Proposal {
+        at,
+        ..proposal.clone()
+    }
 }
 
 /// Writes a snapshot's tail (changes recorded while its records were

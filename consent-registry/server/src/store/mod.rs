@@ -12,6 +12,7 @@
 //! | `grants` | grant id | the carer grant |
 //! | `grants_by_patient` | NHS number, grant id | (index) |
 //! | `changes` | revision (BE) | the records one entry changed, for the watch feed |
+//! | `clocks` | revision (BE) | the time of that entry's proposal, kept for ever: "as of revision R" is "as known at the time of R" |
 //!
 //! The revision of the registry is the index of the last applied Raft log
 //! entry: the same number names the same state on every replica. Each entry
@@ -122,6 +123,7 @@ pub(crate) struct Trees {
     pub(crate) grants: sled::Tree,
     pub(crate) grants_by_patient: sled::Tree,
     pub(crate) changes: sled::Tree,
+    pub(crate) clocks: sled::Tree,
 }
 
 /// The registry's state, shared by the state machine (the only writer),
@@ -176,6 +178,7 @@ pub async fn open(
         grants: db.open_tree("grants")?,
         grants_by_patient: db.open_tree("grants_by_patient")?,
         changes: db.open_tree("changes")?,
+        clocks: db.open_tree("clocks")?,
         db,
     };
     check_format(&trees)?;

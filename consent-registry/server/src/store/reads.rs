@@ -5,12 +5,11 @@ use std::sync::atomic::Ordering;
 
 use lhcie_consent::{Agreement, CarerGrant, Directive};
 use lhcie_model::NhsNumber;
-use openraft::StoredMembership;
 
 use super::codec::{self, decode, index_key, index_of, patient_prefix};
 use super::meta_keys::APPLIED;
 use super::{Registry, StoreFailure};
-use crate::types::{AppliedState, Change, HistoryEvent};
+use crate::types::{AppliedRecord, AppliedState, Change, HistoryEvent};
 
 /// What the change log holds after a revision.
 #[derive(Debug)]
@@ -25,9 +24,16 @@ pub enum ChangesSince {
 impl Registry {
     /// The last applied entry and the membership in force.
     pub fn applied(&self) -> Result<AppliedState, StoreFailure> {
+        let record = self.applied_record()?;
+        Ok((record.log_id, record.membership))
+    }
+
+    /// The last applied entry, the membership and the log's clock, read
+    /// together.
+    pub fn applied_record(&self) -> Result<AppliedRecord, StoreFailure> {
         match self.trees.meta.get(APPLIED)? {
             Some(value) => decode(&value),
-            None => Ok((None, StoredMembership::default())),
+            None => Ok(AppliedRecord::default()),
         }
     }
 
@@ -77,6 +83,16 @@ impl Registry {
             latest.insert(event.directive.id.clone(), event.directive);
         }
         Ok(latest.into_values().collect())
+    }
+
+    /// The time of the last proposal at or before `revision`: what was
+    /// recorded by then is what the registry held at that revision. `None`
+    /// before the first proposal.
+    pub fn clock_at(&self, revision: u64) -> Result<Option<time::OffsetDateTime>, StoreFailure> {
+        match self.trees.clocks.range(..=index_key(revision)).next_back() {
+            Some(item) => Ok(Some(decode(&item?.1)?)),
+            None => Ok(None),
+        }
     }
 
     /// A patient's carer grants, by id.

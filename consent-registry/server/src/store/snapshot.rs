@@ -32,7 +32,7 @@ use tokio::io::AsyncSeekExt;
 use super::codec::{self, decode, encode, grant_index_key, history_key, index_key};
 use super::meta_keys::{APPLIED, CHANGES_FLOOR, PENDING_INSTALL, SNAPSHOT};
 use super::{Registry, StoreFailure, apply};
-use crate::types::{Change, HistoryEvent, Node, NodeId, TypeConfig};
+use crate::types::{AppliedRecord, Change, HistoryEvent, Node, NodeId, TypeConfig};
 
 /// A snapshot holds the store's records, so it shares the store's format.
 use super::STORE_FORMAT as FORMAT;
@@ -45,13 +45,27 @@ pub(super) const MAX_RECORD: usize = 64 * 1024 * 1024;
 /// One record of a snapshot file.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) enum Record {
-    Header { format: u32 },
+    Header {
+        format: u32,
+    },
     Agreement(Agreement),
     Directive(Directive),
     History(HistoryEvent),
     Grant(CarerGrant),
-    Tail { revision: u64, changes: Vec<Change> },
-    End { records: u64 },
+    Tail {
+        revision: u64,
+        changes: Vec<Change>,
+    },
+    /// The log's clock at the snapshot's last entry.
+    Clock(Option<time::OffsetDateTime>),
+    /// The time of one revision's proposal.
+    RevisionClock {
+        revision: u64,
+        at: time::OffsetDateTime,
+    },
+    End {
+        records: u64,
+    },
 }
 
 /// The snapshot this node serves, as kept in `meta`.
@@ -138,7 +152,8 @@ pub(super) fn write_snapshot(
         put(&mut out, Record::Grant(decode(&value?)?))?;
     }
     after_scan();
-    let (last_log_id, last_membership) = registry.applied()?;
+    let applied = registry.applied_record()?;
+    let (last_log_id, last_membership) = (applied.log_id, applied.membership.clone());
     let end = last_log_id.map(|id| id.index).unwrap_or(0);
     if registry.changes_floor.load(Ordering::SeqCst) > start {
         return Err(StoreFailure::Inconsistent(
@@ -158,6 +173,17 @@ pub(super) fn write_snapshot(
             },
         )?;
     }
+    for item in trees.clocks.range(..=index_key(end)) {
+        let (key, value) = item?;
+        put(
+            &mut out,
+            Record::RevisionClock {
+                revision: codec::index_of(&key)?,
+                at: decode(&value)?,
+            },
+        )?;
+    }
+    put(&mut out, Record::Clock(applied.clock))?;
     let records = records + 1;
     write_record(&mut out, &Record::End { records })?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
@@ -313,6 +339,7 @@ fn load(registry: &Registry, stored: &StoredSnapshot) -> Result<(), StoreFailure
         &trees.grants,
         &trees.grants_by_patient,
         &trees.changes,
+        &trees.clocks,
     ] {
         tree.clear()?;
     }
@@ -325,6 +352,7 @@ fn load(registry: &Registry, stored: &StoredSnapshot) -> Result<(), StoreFailure
     };
     let mut pending = Batches::default();
     let mut records = 1u64;
+    let mut clock = None;
     loop {
         let record = read_record(&mut input)?;
         records += 1;
@@ -358,6 +386,10 @@ fn load(registry: &Registry, stored: &StoredSnapshot) -> Result<(), StoreFailure
                 pending.write(trees)?;
                 apply::write_tail(trees, revision, &changes)?;
             }
+            Record::Clock(at) => clock = at,
+            Record::RevisionClock { revision, at } => {
+                pending.clocks.insert(&index_key(revision), encode(&at)?);
+            }
             Record::End { records: expected } => {
                 if expected != records {
                     return Err(StoreFailure::Inconsistent(format!(
@@ -374,10 +406,12 @@ fn load(registry: &Registry, stored: &StoredSnapshot) -> Result<(), StoreFailure
     }
     pending.write(trees)?;
     let last = stored.meta.last_log_id.map(|id| id.index).unwrap_or(0);
-    trees.meta.insert(
-        APPLIED,
-        encode(&(stored.meta.last_log_id, stored.meta.last_membership.clone()))?,
-    )?;
+    let applied = AppliedRecord {
+        log_id: stored.meta.last_log_id,
+        membership: stored.meta.last_membership.clone(),
+        clock,
+    };
+    trees.meta.insert(APPLIED, encode(&applied)?)?;
     trees.meta.insert(CHANGES_FLOOR, &index_key(last))?;
     Ok(())
 }
@@ -388,6 +422,7 @@ struct Batches {
     agreements: sled::Batch,
     directives: sled::Batch,
     history: sled::Batch,
+    clocks: sled::Batch,
     grants: sled::Batch,
     grants_by_patient: sled::Batch,
     count: usize,
@@ -399,6 +434,7 @@ impl Batches {
         trees.agreements.apply_batch(batches.agreements)?;
         trees.directives.apply_batch(batches.directives)?;
         trees.history.apply_batch(batches.history)?;
+        trees.clocks.apply_batch(batches.clocks)?;
         trees.grants.apply_batch(batches.grants)?;
         trees
             .grants_by_patient

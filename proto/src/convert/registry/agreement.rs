@@ -1,7 +1,7 @@
 //! `Agreement` and `IsaVersion`. Status is derived, so the domain-to-wire
 //! conversion takes the moment to derive it for.
 
-use lhcie_consent::{Agreement, IsaStatus, IsaVersion};
+use lhcie_consent::{Agreement, IsaStatus, IsaVersion, Suspension};
 use lhcie_model::ValidationError;
 use time::OffsetDateTime;
 
@@ -15,7 +15,7 @@ impl TryFrom<pb::Agreement> for Agreement {
         Ok(Self {
             id: required(wire.isa_id, "isa_id")?,
             versions: each(wire.versions, "versions")?,
-            suspension: nested(wire.suspension, "suspension")?,
+            suspensions: each(wire.suspensions, "suspensions")?,
             revocation: nested(wire.revocation, "revocation")?,
         })
     }
@@ -63,7 +63,31 @@ pub fn agreement_to_wire(agreement: &Agreement, at: OffsetDateTime) -> pb::Agree
                 status: status_to_wire(agreement.status_of(v.version, at)) as i32,
             })
             .collect(),
-        suspension: agreement.suspension.clone().map(Into::into),
+        suspensions: agreement
+            .suspensions
+            .iter()
+            .cloned()
+            .map(Into::into)
+            .collect(),
         revocation: agreement.revocation.clone().map(Into::into),
+    }
+}
+
+impl TryFrom<pb::Suspension> for Suspension {
+    type Error = ValidationError;
+    fn try_from(wire: pb::Suspension) -> Result<Self, Self::Error> {
+        Ok(Self {
+            suspended: present(nested(wire.suspended, "suspended")?, "suspended")?,
+            reinstated: nested(wire.reinstated, "reinstated")?,
+        })
+    }
+}
+
+impl From<Suspension> for pb::Suspension {
+    fn from(suspension: Suspension) -> Self {
+        Self {
+            suspended: Some(suspension.suspended.into()),
+            reinstated: suspension.reinstated.map(Into::into),
+        }
     }
 }

@@ -7,6 +7,14 @@
 //! - `registry_cache_lookup_reference`: the floor: looking the same
 //!   patients up in a plain `HashMap<u64, u32>` of the same size.
 //!
+//! - `registry_decide_now` and `registry_decide_as_of`: the registry's own
+//!   decision about one patient with a history of eight directive states
+//!   (set, replaced, withdrawn, set again, under four ids), over the same 30
+//!   agreements, five of them suspended and reinstated since: `decide` with
+//!   the patient's directives as they now are, and `decide_from_history`
+//!   for a past moment as a copy of an older revision knew it (the
+//!   explaining case: agreements changed since are rebuilt as they were).
+//!
 //! `make bench` runs this and prints its `BENCH` lines from criterion's
 //! estimates (`target/criterion/*/new/estimates.json`).
 
@@ -259,9 +267,95 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// Eight recorded states of one patient's directives, hours apart from
+/// `start`: set, replaced, withdrawn, set again, under four ids.
+fn directive_history(start: time::OffsetDateTime) -> Vec<Directive> {
+    let mut random = Lcg(7);
+    let mut states = Vec::new();
+    for step in 0..8i64 {
+        let id = format!("DIR-H-{}", step % 4);
+        let mut state = directive(1, id, &mut random);
+        state.recorded_at = start + time::Duration::hours(step);
+        if step % 3 == 2 {
+            state.withdrawal = Some(lhcie_consent::StatusNote {
+                at: start + time::Duration::hours(step) + time::Duration::minutes(30),
+                by: "patient".into(),
+                reason: "changed".into(),
+            });
+        }
+        states.push(state);
+    }
+    states
+}
+
+fn bench_history(c: &mut Criterion) {
+    use lhcie_consent::{ConsentModel, StatusNote, decide, decide_from_history};
+    let start = datetime!(2026-06-01 00:00 UTC);
+    let mut agreements = agreements();
+    for (i, agreement) in agreements.iter_mut().enumerate().take(5) {
+        let at = start + time::Duration::hours(20 + i as i64);
+        let note = |at| StatusNote {
+            at,
+            by: "ig".into(),
+            reason: "review".into(),
+        };
+        agreement.suspend(note(at)).unwrap();
+        agreement
+            .reinstate(note(at + time::Duration::hours(1)))
+            .unwrap();
+    }
+    let states = directive_history(start);
+    let current = lhcie_consent::as_they_stood(&states, start + time::Duration::days(30));
+    let patient = NhsNumber::synthetic(1).unwrap();
+    let (sender, recipient) = (
+        OdsCode::parse("RYJ").unwrap(),
+        OdsCode::parse("RAL").unwrap(),
+    );
+    let (from, to) = (
+        ExchangeId::parse("exchange-0").unwrap(),
+        ExchangeId::parse("exchange-1").unwrap(),
+    );
+    let request = |at| DecisionRequest {
+        nhs_number: Some(&patient),
+        sender: OrgRef {
+            ods_code: &sender,
+            exchange: &from,
+            region: "NWL",
+        },
+        recipient: OrgRef {
+            ods_code: &recipient,
+            exchange: &to,
+            region: "NCL",
+        },
+        category: Category::DischargeSummary,
+        purpose: PurposeOfUse::DirectCare,
+        at,
+    };
+    let now = request(start + time::Duration::days(30));
+    let past = request(start + time::Duration::hours(21));
+    let known_at = Some(start + time::Duration::hours(19));
+    let mut group = c.benchmark_group("registry");
+    group.throughput(criterion::Throughput::Elements(1));
+    group.bench_function("registry_decide_now", |b| {
+        b.iter(|| black_box(decide(&now, &agreements, &current, ConsentModel::Implied)))
+    });
+    group.bench_function("registry_decide_as_of", |b| {
+        b.iter(|| {
+            black_box(decide_from_history(
+                &past,
+                &agreements,
+                &states,
+                ConsentModel::Implied,
+                known_at,
+            ))
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(5));
-    targets = bench
+    targets = bench, bench_history
 }
 criterion_main!(benches);

@@ -26,7 +26,7 @@
 use lhcie_model::{Category, NhsNumber, PurposeOfUse};
 use time::OffsetDateTime;
 
-use crate::directive::{Directive, DirectiveRule, as_they_stood};
+use crate::directive::{Directive, DirectiveRule, states_by_id};
 use crate::isa::{Agreement, IsaVersion};
 use crate::party::OrgRef;
 
@@ -200,17 +200,18 @@ pub fn decide_from_history<'i>(
     known_at: Option<OffsetDateTime>,
 ) -> Decision {
     let cutoff = known_at.map_or(request.at, |known| known.min(request.at));
-    let directives = as_they_stood(directive_states, cutoff);
-    match known_at {
-        Some(known) if known < request.at => {
-            let held: Vec<Agreement> = agreements
-                .into_iter()
-                .filter_map(|a| a.as_known_at(known))
-                .collect();
-            decide(request, &held, &directives, model)
-        }
-        _ => decide(request, agreements, &directives, model),
-    }
+    let choices: Vec<Choice<'_>> = match request.nhs_number {
+        Some(nhs_number) => states_by_id(directive_states, cutoff)
+            .filter(|d| &d.nhs_number == nhs_number && d.in_force_at(request.at))
+            .map(Choice::of)
+            .collect(),
+        None => Vec::new(),
+    };
+    // Facts recorded after `at` cannot change the answer for `at` (nothing
+    // applies before it was recorded): only a copy older than `at` needs
+    // the agreements as it held them.
+    let known_at = known_at.filter(|known| *known < request.at);
+    decide_known_at(request, agreements, &choices, model, known_at)
 }
 
 /// [`decide`], given the patient's choices in force at the request's time
@@ -221,17 +222,30 @@ pub fn decide_with_choices<'i>(
     choices: &[Choice<'_>],
     model: ConsentModel,
 ) -> Decision {
+    decide_known_at(request, agreements, choices, model, None)
+}
+
+/// [`decide_with_choices`] with the agreements as the registry held them at
+/// `known_at` (everything when `None`).
+fn decide_known_at<'i>(
+    request: &DecisionRequest<'_>,
+    agreements: impl IntoIterator<Item = &'i Agreement>,
+    choices: &[Choice<'_>],
+    model: ConsentModel,
+    known_at: Option<OffsetDateTime>,
+) -> Decision {
     let emergency = request.purpose == PurposeOfUse::EmergencyCare;
     let covering = agreements
         .into_iter()
         .filter_map(|agreement| {
             agreement
-                .covering(
+                .covering_known_at(
                     &request.sender,
                     &request.recipient,
                     request.category,
                     request.purpose,
                     request.at,
+                    known_at,
                 )
                 .map(|version| (agreement.id.as_str(), version))
         })

@@ -4,6 +4,8 @@ use lhcie_model::{Category, NhsNumber, OdsCode};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use std::borrow::Borrow;
+
 use crate::isa::StatusNote;
 
 /// One choice a patient (or someone on their behalf) has recorded.
@@ -97,9 +99,27 @@ pub fn as_they_stood<'d>(
     states: impl IntoIterator<Item = &'d Directive>,
     at: OffsetDateTime,
 ) -> Vec<Directive> {
-    let mut latest = std::collections::BTreeMap::new();
-    for state in states.into_iter().filter(|d| d.changed_at() <= at) {
-        latest.insert(state.id.as_str(), state);
+    let states: Vec<&Directive> = states.into_iter().collect();
+    states_by_id(&states, at).cloned().collect()
+}
+
+/// [`as_they_stood`], borrowed: of `states` (oldest first), the last of
+/// each id changed by `at`, in id order.
+pub(crate) fn states_by_id<'d, D: std::borrow::Borrow<Directive>>(
+    states: &'d [D],
+    at: OffsetDateTime,
+) -> impl Iterator<Item = &'d Directive> {
+    let mut latest: Vec<&'d Directive> = Vec::with_capacity(states.len());
+    for state in states
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|d| d.changed_at() <= at)
+    {
+        match latest.iter_mut().find(|kept| kept.id == state.id) {
+            Some(kept) => *kept = state,
+            None => latest.push(state),
+        }
     }
-    latest.into_values().cloned().collect()
+    latest.sort_by(|a, b| a.id.cmp(&b.id));
+    latest.into_iter()
 }

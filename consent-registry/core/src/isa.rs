@@ -19,9 +19,9 @@
 //!   what applied before it was signed.
 //! - **Suspensions are periods**, kept after reinstatement: a moment inside
 //!   a past suspension stays suspended.
-//! - **What was known**: [`Agreement::as_known_at`] is the agreement as the
-//!   registry held it at a moment, for explaining a decision made with a
-//!   copy of that age.
+//! - **What was known**: [`Agreement::version_in_force_known_at`] counts
+//!   only the facts recorded by a given moment, for explaining a decision
+//!   made with a copy of the registry of that age.
 
 use std::collections::BTreeSet;
 
@@ -271,13 +271,19 @@ impl IsaVersion {
     /// first signature, and the latest of those. `None` until every party
     /// has signed.
     pub fn fully_signed_at(&self) -> Option<OffsetDateTime> {
+        self.fully_signed_known_at(None)
+    }
+
+    /// [`fully_signed_at`](Self::fully_signed_at), counting only the
+    /// signatures recorded by `known_at` (all when `None`).
+    fn fully_signed_known_at(&self, known_at: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
         self.terms
             .parties
             .iter()
             .map(|party| {
                 self.signatures
                     .iter()
-                    .filter(|s| &s.party == party)
+                    .filter(|s| &s.party == party && known_at.is_none_or(|k| s.signed_at <= k))
                     .map(|s| s.signed_at)
                     .min()
             })
@@ -297,7 +303,16 @@ impl IsaVersion {
     /// Whether this version's own dates and signatures put it in force at
     /// `at` (the agreement's suspensions and revocation aside).
     pub fn in_force_at(&self, at: OffsetDateTime) -> bool {
-        self.in_force_from().is_some_and(|from| from <= at)
+        self.in_force_known_at(at, None)
+    }
+
+    /// [`in_force_at`](Self::in_force_at) from what was recorded by
+    /// `known_at` (everything when `None`).
+    fn in_force_known_at(&self, at: OffsetDateTime, known_at: Option<OffsetDateTime>) -> bool {
+        known_at.is_none_or(|k| self.drafted_at <= k)
+            && self
+                .fully_signed_known_at(known_at)
+                .is_some_and(|signed| signed.max(self.terms.valid_from) <= at)
             && self.terms.valid_until.is_none_or(|end| at < end)
     }
 }
@@ -333,44 +348,6 @@ impl Agreement {
         self.suspensions
             .last()
             .is_some_and(|s| s.reinstated.is_none())
-    }
-
-    /// The agreement as the registry held it at `known_at`: only the
-    /// versions, signatures, suspensions, reinstatements and revocation
-    /// recorded by then. `None` if it was not yet drafted.
-    pub fn as_known_at(&self, known_at: OffsetDateTime) -> Option<Agreement> {
-        let known = |note: &StatusNote| note.at <= known_at;
-        let versions: Vec<IsaVersion> = self
-            .versions
-            .iter()
-            .filter(|v| v.drafted_at <= known_at)
-            .map(|v| IsaVersion {
-                signatures: v
-                    .signatures
-                    .iter()
-                    .filter(|s| s.signed_at <= known_at)
-                    .cloned()
-                    .collect(),
-                ..v.clone()
-            })
-            .collect();
-        if versions.is_empty() {
-            return None;
-        }
-        Some(Agreement {
-            id: self.id.clone(),
-            versions,
-            suspensions: self
-                .suspensions
-                .iter()
-                .filter(|s| known(&s.suspended))
-                .map(|s| Suspension {
-                    suspended: s.suspended.clone(),
-                    reinstated: s.reinstated.clone().filter(known),
-                })
-                .collect(),
-            revocation: self.revocation.clone().filter(known),
-        })
     }
 
     fn not_revoked(&self) -> Result<(), IsaError> {
@@ -474,30 +451,61 @@ impl Agreement {
         Ok(())
     }
 
-    fn stopped_at(&self, at: OffsetDateTime) -> Option<IsaStatus> {
-        if self.revocation.as_ref().is_some_and(|n| n.at <= at) {
+    /// Whether the agreement was revoked or suspended at `at`, from what
+    /// was recorded by `known_at` (everything when `None`).
+    fn stopped_at(
+        &self,
+        at: OffsetDateTime,
+        known_at: Option<OffsetDateTime>,
+    ) -> Option<IsaStatus> {
+        let known = |note: &StatusNote| known_at.is_none_or(|k| note.at <= k);
+        if self
+            .revocation
+            .as_ref()
+            .is_some_and(|n| n.at <= at && known(n))
+        {
             return Some(IsaStatus::Revoked);
         }
-        if self.suspensions.iter().any(|s| s.covers(at)) {
-            return Some(IsaStatus::Suspended);
-        }
-        None
+        let suspended = self.suspensions.iter().any(|s| {
+            let lifted = s
+                .reinstated
+                .as_ref()
+                .is_some_and(|r| r.at <= at && known(r));
+            s.suspended.at <= at && known(&s.suspended) && !lifted
+        });
+        suspended.then_some(IsaStatus::Suspended)
     }
 
     /// The version in force at `at`: of the versions whose signatures and
     /// dates put them in force then ([`IsaVersion::in_force_at`]), the
     /// highest; none while the agreement is suspended or revoked.
     pub fn version_in_force(&self, at: OffsetDateTime) -> Option<&IsaVersion> {
-        if self.stopped_at(at).is_some() {
+        self.version_in_force_known_at(at, None)
+    }
+
+    /// [`version_in_force`](Self::version_in_force) as the registry held
+    /// the agreement at `known_at`: only the versions, signatures,
+    /// suspensions, reinstatements and revocation recorded by then count
+    /// (everything when `None`). A copy of the registry of that age
+    /// decided with exactly this.
+    pub fn version_in_force_known_at(
+        &self,
+        at: OffsetDateTime,
+        known_at: Option<OffsetDateTime>,
+    ) -> Option<&IsaVersion> {
+        if self.stopped_at(at, known_at).is_some() {
             return None;
         }
-        self.versions.iter().rev().find(|v| v.in_force_at(at))
+        self.versions
+            .iter()
+            .rev()
+            .find(|v| v.in_force_known_at(at, known_at))
     }
 
     /// Where `version` stands at `at`, from the facts recorded by then.
     pub fn status_of(&self, version: u32, at: OffsetDateTime) -> Option<IsaStatus> {
         let target = self.versions.iter().find(|v| v.version == version)?;
-        if let Some(stopped) = self.stopped_at(at) {
+        if let Some(stopped) = self.stopped_at(at, None) {
             return Some(stopped);
         }
         Some(
@@ -527,7 +535,21 @@ impl Agreement {
         purpose: PurposeOfUse,
         at: OffsetDateTime,
     ) -> Option<&IsaVersion> {
-        self.version_in_force(at)
+        self.covering_known_at(sender, recipient, category, purpose, at, None)
+    }
+
+    /// [`covering`](Self::covering) as the registry held the agreement at
+    /// `known_at` (see [`version_in_force_known_at`](Self::version_in_force_known_at)).
+    pub fn covering_known_at(
+        &self,
+        sender: &OrgRef<'_>,
+        recipient: &OrgRef<'_>,
+        category: Category,
+        purpose: PurposeOfUse,
+        at: OffsetDateTime,
+        known_at: Option<OffsetDateTime>,
+    ) -> Option<&IsaVersion> {
+        self.version_in_force_known_at(at, known_at)
             .filter(|v| v.terms.cover(sender, recipient, category, purpose))
     }
 }

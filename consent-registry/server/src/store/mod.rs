@@ -79,7 +79,9 @@ pub enum StoreFailure {
 /// `lhcie-consent` types). Raise it whenever one of those types changes
 /// shape: postcard is not self-describing, so an older record would not
 /// decode, or would decode wrongly. History: 1, round 1; 2, agreement
-/// terms gained `emergency_override`.
+/// terms gained `emergency_override`, suspensions became periods, the
+/// applied record holds the log's clock, and each revision's time is kept
+/// (`clocks`).
 pub const STORE_FORMAT: u32 = 2;
 
 impl From<sled::transaction::TransactionError<StoreFailure>> for StoreFailure {

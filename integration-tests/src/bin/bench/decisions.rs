@@ -53,4 +53,19 @@ pub fn report() {
         Some(decide / lookup),
         Some(">=1000000"),
     );
+    let (Some(now), Some(as_of)) = (
+        mean_nanos("registry", "registry_decide_now"),
+        mean_nanos("registry", "registry_decide_as_of"),
+    ) else {
+        return;
+    };
+    let (now, as_of) = (1e9 / now, 1e9 / as_of);
+    line("registry_decide_now", now, "decisions/s", None, None);
+    line(
+        "registry_decide_as_of",
+        as_of,
+        "decisions/s",
+        Some(as_of / now),
+        Some("ratio>=0.5"),
+    );
 }

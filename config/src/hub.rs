@@ -211,7 +211,8 @@ pub struct RetentionConfig {
     #[serde(default = "default_trace_days")]
     pub trace_events_days: u64,
     /// The search indexes by time and organisation (the trace's searches)
-    /// are deleted this long after the decision.
+    /// are deleted this long after the decision, and a closed emergency
+    /// review this long after it was closed (pending ones are kept).
     #[serde(default = "default_trace_days")]
     pub audit_detail_days: u64,
     /// The decision records themselves (who sent what category about which

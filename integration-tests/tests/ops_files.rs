@@ -486,6 +486,14 @@ fn the_alerts_operations_rely_on_are_there_and_read_the_right_metrics() {
             "lhcie_hub_envelopes_received_total",
         ),
         ("LhcieHubRoutingSlow", "lhcie_hub_routing_seconds_bucket"),
+        (
+            "LhcieEmergencyOverride",
+            "lhcie_hub_emergency_overrides_total",
+        ),
+        (
+            "LhcieEmergencyReviewsPending",
+            "lhcie_hub_emergency_reviews_pending",
+        ),
         ("LhcieTargetDown", "up"),
     ] {
         let expr = by_name
@@ -669,6 +677,11 @@ fn every_metric_the_dashboard_reads_is_documented_and_the_topics_are_covered() {
         ("registry revision", "lhcie_registry_revision"),
         ("registry freshness", "lhcie_hub_registry_fresh"),
         ("end-to-end latency", "lhcie_adapter_end_to_end_seconds"),
+        ("emergency overrides", "lhcie_hub_emergency_overrides_total"),
+        (
+            "emergency reviews pending",
+            "lhcie_hub_emergency_reviews_pending",
+        ),
     ] {
         assert!(used.contains(metric), "no panel shows {topic} ({metric})");
     }

@@ -7,10 +7,16 @@
 //!   hub, registry nodes, adapters).
 //! - [`metrics`]: the Prometheus recorder and the `/metrics` endpoint every
 //!   process serves.
+//! - [`net`]: binding TCP listeners; every accepted connection gets
+//!   `TCP_NODELAY` (every server of the project binds through it).
 
+#[cfg(feature = "full")]
 pub mod group_commit;
+#[cfg(feature = "full")]
 pub mod metrics;
+pub mod net;
 
+#[cfg(feature = "full")]
 pub use group_commit::{CommitError, GroupCommit};
 use tokio_util::sync::CancellationToken;
 

@@ -79,7 +79,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 /// Serves [`routes`] on `listen` until `shutdown`; returns the bound
 /// address (`127.0.0.1:0` picks a free port).
 pub async fn serve(listen: SocketAddr, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = crate::net::bind(listen).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
         let app: Router = routes();

@@ -28,7 +28,10 @@
 //!
 //! At most [`ListenerConfig::max_connections`] connections are served at
 //! once; further clients wait in the kernel's accept backlog until a slot is
-//! free. Logs carry peer addresses and connection ids, never content.
+//! free. Accepted connections have `TCP_NODELAY` set (the listener is an
+//! `lhcie_runtime::net::Listener`), so an acknowledgement is never held
+//! back waiting for the sender's delayed ACK. Logs carry peer addresses and
+//! connection ids, never content.
 
 use std::future::Future;
 use std::io;
@@ -37,6 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use lhcie_runtime::net::Listener;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::Semaphore;
@@ -116,7 +120,7 @@ where
 
 /// A bound MLLP server socket. [`MllpListener::serve`] runs it.
 pub struct MllpListener {
-    listener: TcpListener,
+    listener: Listener,
     config: ListenerConfig,
     tls: Option<TlsAcceptor>,
 }
@@ -139,13 +143,18 @@ impl MllpListener {
     ///
     /// The bind failed (address in use, permission, unresolvable name).
     pub async fn bind(addr: impl ToSocketAddrs, config: ListenerConfig) -> io::Result<Self> {
-        Ok(Self::from_tcp(TcpListener::bind(addr).await?, config))
+        Ok(Self {
+            listener: lhcie_runtime::net::bind(addr).await?,
+            config,
+            tls: None,
+        })
     }
 
-    /// Wraps an already bound TCP listener.
+    /// Wraps an already bound TCP listener (its connections get
+    /// `TCP_NODELAY` all the same).
     pub fn from_tcp(listener: TcpListener, config: ListenerConfig) -> Self {
         Self {
-            listener,
+            listener: listener.into(),
             config,
             tls: None,
         }
@@ -225,9 +234,6 @@ impl MllpListener {
                     continue;
                 }
             };
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, %remote_addr, "could not set TCP_NODELAY");
-            }
             let peer = PeerInfo {
                 remote_addr,
                 local_addr,

@@ -14,8 +14,6 @@ use lhcie_proto::registry::cluster_admin_server::ClusterAdminServer;
 use lhcie_proto::registry::consent_registry_server::ConsentRegistryServer;
 use lhcie_proto::registry::raft_internal_server::RaftInternalServer;
 use openraft::SnapshotPolicy;
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::RegistryApi;
@@ -88,10 +86,10 @@ pub async fn run(
         .await
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
 
-    let raft_listener = TcpListener::bind(config.raft.listen)
+    let raft_listener = lhcie_runtime::net::bind(config.raft.listen)
         .await
         .with_context(|| format!("binding the Raft port {}", config.raft.listen))?;
-    let api_listener = TcpListener::bind(config.api.listen)
+    let api_listener = lhcie_runtime::net::bind(config.api.listen)
         .await
         .with_context(|| format!("binding the API port {}", config.api.listen))?;
     let bound = Bound {
@@ -180,7 +178,7 @@ pub async fn run(
             initial.clone(),
             auth,
         )))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(raft_listener), {
+        .serve_with_incoming_shutdown(raft_listener.incoming(), {
             let shutdown = shutdown.clone();
             async move { shutdown.cancelled().await }
         });
@@ -190,7 +188,7 @@ pub async fn run(
                 .max_decoding_message_size(MAX_API_MESSAGE)
                 .max_encoding_message_size(MAX_API_MESSAGE),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(api_listener), {
+        .serve_with_incoming_shutdown(api_listener.incoming(), {
             let shutdown = shutdown.clone();
             async move { shutdown.cancelled().await }
         });

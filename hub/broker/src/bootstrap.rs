@@ -1,6 +1,7 @@
 //! Declares the broker topology the hub and adapters use: durable quorum
-//! queues, a dead-letter exchange and queue per destination, and a delivery
-//! limit for poison messages.
+//! queues, a dead-letter exchange and queue per destination, a delivery
+//! limit for poison messages, and the patient notifications' exchange and
+//! queue.
 //!
 //! Declaring is idempotent: the broker accepts a declaration identical to
 //! what exists and changes nothing. A declaration that differs from what
@@ -144,7 +145,31 @@ impl BrokerTopology {
                 routing_key: names.egress_routing_key(exchange),
             });
         }
+        plan.extend(self.patient_notifications());
         plan
+    }
+
+    /// The patient notifications' exchange and queue. The queue does not
+    /// dead-letter: like a dead-letter queue it keeps what it holds until
+    /// its consumer (the patient-notification service) acknowledges it.
+    fn patient_notifications(&self) -> [Declaration; 3] {
+        let exchange = self.names.patient_notifications_exchange();
+        let queue = self.names.patient_notifications_queue();
+        [
+            Declaration::Exchange {
+                name: exchange.clone(),
+                fanout: true,
+            },
+            Declaration::Queue {
+                name: queue.clone(),
+                dead_letter_exchange: None,
+            },
+            Declaration::Binding {
+                queue,
+                exchange,
+                routing_key: String::new(),
+            },
+        ]
     }
 
     /// The arguments of a quorum queue: dead-lettering at least once (a dead
@@ -309,6 +334,7 @@ mod tests {
                     "lhcie.egress.ncl-royal-free",
                     Some("lhcie.dlx.ncl-royal-free")
                 ),
+                ("lhcie.patient-notifications", None),
             ]
         );
     }
@@ -329,7 +355,9 @@ mod tests {
             for exchange in needs {
                 let at = position(&Declaration::Exchange {
                     name: exchange.clone(),
-                    fanout: exchange.contains(".dlx.") || exchange.ends_with(".ingress"),
+                    fanout: exchange.contains(".dlx.")
+                        || exchange.ends_with(".ingress")
+                        || exchange.ends_with(".patient-notifications"),
                 });
                 assert!(at < i, "{exchange} declared after its use at {i}");
             }

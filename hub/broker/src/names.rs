@@ -10,6 +10,8 @@
 //! | `lhcie.egress.<exchange-id>` | quorum queue of one exchange's deliveries |
 //! | `lhcie.dlx.<destination>` | fanout dead-letter exchange of one destination (`ingress` or an exchange id) |
 //! | `lhcie.dlq.<destination>` | quorum queue holding that destination's dead letters |
+//! | `lhcie.patient-notifications` | fanout exchange the hub publishes patient notifications to (an emergency override of the patient's refusal) |
+//! | `lhcie.patient-notifications` | quorum queue the patient-notification service consumes (bound to the exchange above) |
 
 use lhcie_model::ExchangeId;
 
@@ -83,6 +85,17 @@ impl Names {
         format!("{}.dlx.{}", self.prefix, destination.suffix())
     }
 
+    /// The fanout exchange the hub publishes patient notifications to.
+    pub fn patient_notifications_exchange(&self) -> String {
+        format!("{}.patient-notifications", self.prefix)
+    }
+
+    /// The quorum queue of patient notifications, for the
+    /// patient-notification service; no adapter may read it.
+    pub fn patient_notifications_queue(&self) -> String {
+        format!("{}.patient-notifications", self.prefix)
+    }
+
     /// The broker user of an exchange's adapter: `<prefix>-<exchange-id>`.
     /// The hub identifies AMQP submitters by this name, from the
     /// broker-validated `user-id` property.
@@ -120,6 +133,10 @@ mod tests {
         assert_eq!(
             names.dead_letter_queue(&Destination::Ingress),
             "lhcie.dlq.ingress"
+        );
+        assert_eq!(
+            names.patient_notifications_queue(),
+            "lhcie.patient-notifications"
         );
         // No exchange id can be "ingress"'s twin: ids have no dots, and the
         // egress queues live under ".egress.".

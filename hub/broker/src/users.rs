@@ -7,6 +7,10 @@
 //! | write | `^<prefix>\.ingress$` | publish envelopes to the hub |
 //! | read | `^<prefix>\.egress\.<exchange-id>$` | consume its own deliveries, no one else's |
 //!
+//! So no adapter may read (or publish to) the patient notifications'
+//! queue (`<prefix>.patient-notifications`): only the hub publishes there,
+//! as its own broker user, and only the patient-notification service reads.
+//!
 //! The broker validates the `user-id` property of every message against the
 //! user that published it, so the hub can trust it to say which exchange
 //! submitted an envelope.
@@ -240,6 +244,36 @@ mod tests {
         assert_eq!(user.read, "^lhcie\\.egress\\.nwl-imperial$");
         assert_eq!(user.password.len(), 18);
         assert!(!format!("{user:?}").contains(&user.password));
+    }
+
+    /// The name an anchored literal pattern (`^a\.b$`) stands for.
+    fn literal(pattern: &str) -> String {
+        let inner = pattern
+            .strip_prefix('^')
+            .and_then(|p| p.strip_suffix('$'))
+            .unwrap_or_else(|| panic!("{pattern} is not anchored"));
+        assert!(
+            !inner
+                .replace("\\.", "")
+                .contains(['.', '*', '+', '?', '|', '(', '[', '{']),
+            "{pattern} is not a literal"
+        );
+        inner.replace("\\.", ".")
+    }
+
+    #[test]
+    fn no_adapter_may_read_or_write_the_patient_notifications() {
+        let names = Names::new("lhcie");
+        let user = adapter_user(&names, &ExchangeId::parse("nwl-imperial").unwrap()).unwrap();
+        assert_eq!(literal(&user.read), "lhcie.egress.nwl-imperial");
+        assert_eq!(literal(&user.write), "lhcie.ingress");
+        for name in [
+            names.patient_notifications_queue(),
+            names.patient_notifications_exchange(),
+        ] {
+            assert_ne!(literal(&user.read), name);
+            assert_ne!(literal(&user.write), name);
+        }
     }
 
     #[test]

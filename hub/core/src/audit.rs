@@ -3,7 +3,7 @@
 //! directives used) or rejected. Stored by the hub, queryable by message id
 //! and by NHS number; never written to logs.
 
-use lhcie_consent::Obligation;
+use lhcie_consent::{Obligation, Reason};
 use lhcie_model::{Category, Envelope, PurposeOfUse};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -84,6 +84,20 @@ pub struct AuditRecipient {
     pub obligations: Vec<String>,
 }
 
+impl AuditRecipient {
+    /// Whether emergency care overrode a denial for this recipient
+    /// (break-glass access, to be reviewed).
+    pub fn emergency_override(&self) -> bool {
+        self.reason == Reason::EmergencyOverride.code()
+    }
+
+    /// Whether the patient is to be told: their own refusal was overridden.
+    pub fn notify_patient(&self) -> bool {
+        let code = obligation_code(Obligation::NotifyPatient);
+        self.obligations.iter().any(|o| o == code)
+    }
+}
+
 fn obligation_code(obligation: Obligation) -> &'static str {
     match obligation {
         Obligation::RecordEmergencyAccess => "record-emergency-access",
@@ -92,6 +106,14 @@ fn obligation_code(obligation: Obligation) -> &'static str {
 }
 
 impl AuditRecord {
+    /// The recipients of a routed envelope (none for a rejected one).
+    pub fn recipients(&self) -> &[AuditRecipient] {
+        match &self.outcome {
+            AuditOutcome::Routed { recipients } => recipients,
+            AuditOutcome::Rejected { .. } => &[],
+        }
+    }
+
     /// The record of a routing outcome for a valid envelope.
     pub fn of_outcome(
         envelope: &Envelope,

@@ -429,3 +429,55 @@ fn audit_records_say_who_decided_what_with_which_agreement() {
     let json = serde_json::to_string(&record).unwrap();
     assert_eq!(serde_json::from_str::<AuditRecord>(&json).unwrap(), record);
 }
+
+#[test]
+fn an_emergency_override_is_recognisable_in_the_audit_with_its_notification_duty() {
+    let mut envelope = examples::discharge_summary();
+    envelope.addressing.recipients = to(&["RAL", "RKE", "RP4"]);
+    envelope.purpose = PurposeOfUse::EmergencyCare;
+    let decision = |reason, obligations| RecipientDecision {
+        recipient: ods("RAL"),
+        exchange: ex("ncl-royal-free"),
+        decision: Some(Decision {
+            permitted: true,
+            reason,
+            isa: Some(("ISA-1".into(), 3)),
+            directives: vec![],
+            obligations,
+        }),
+    };
+    use lhcie_consent::Obligation::{NotifyPatient, RecordEmergencyAccess};
+    let routed = Routed {
+        recipients: vec![
+            decision(
+                Reason::EmergencyOverride,
+                vec![RecordEmergencyAccess, NotifyPatient],
+            ),
+            decision(Reason::EmergencyOverride, vec![RecordEmergencyAccess]),
+            decision(Reason::ImpliedConsent, vec![RecordEmergencyAccess]),
+        ],
+        copies: vec![],
+    };
+    let record = AuditRecord::of_outcome(
+        &envelope,
+        &Outcome::Routed(routed),
+        "nwl-imperial",
+        Ingress::Grpc,
+        NOW,
+    );
+    let flags: Vec<(bool, bool)> = record
+        .recipients()
+        .iter()
+        .map(|r| (r.emergency_override(), r.notify_patient()))
+        .collect();
+    assert_eq!(flags, [(true, true), (true, false), (false, false)]);
+    let rejected = AuditRecord::of_rejection(
+        "m1",
+        None,
+        &Rejection::new(RejectReason::TooLarge, "x"),
+        "nwl-imperial",
+        Ingress::Grpc,
+        NOW,
+    );
+    assert!(rejected.recipients().is_empty());
+}

@@ -22,9 +22,7 @@ use lhcie_config::{HubConfig, PolicyConfig, Topology};
 use lhcie_hub_core::{Policy, RouteTable, StaticPolicy};
 use lhcie_proto::hub::exchange_server::ExchangeServer;
 use lhcie_registry_client::{RegistryClient, RegistryPolicy};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -73,6 +71,7 @@ pub async fn run(
         }
     }
     let exchanges: HashSet<_> = topology.exchanges().iter().map(|e| e.id.clone()).collect();
+    crate::metrics::register_emergency_overrides(exchanges.iter().map(|e| e.as_str()));
     let (policy, registry): (Arc<dyn Policy>, _) = match (&config.policy, &config.registry) {
         (Some(file), _) => {
             let fixed = PolicyConfig::load(file, &topology)?;
@@ -149,10 +148,10 @@ pub async fn run(
             (IdentityMode::InsecureHeader, None)
         }
     };
-    let grpc_listener = TcpListener::bind(config.grpc.listen)
+    let grpc_listener = lhcie_runtime::net::bind(config.grpc.listen)
         .await
         .with_context(|| format!("binding gRPC on {}", config.grpc.listen))?;
-    let admin_listener = TcpListener::bind(config.admin.listen)
+    let admin_listener = lhcie_runtime::net::bind(config.admin.listen)
         .await
         .with_context(|| format!("binding admin on {}", config.admin.listen))?;
     let dashboard = match &config.dashboard {
@@ -162,7 +161,7 @@ pub async fn run(
             })?;
             let auth = Auth::new(users, Duration::from_secs(dashboard.session_minutes * 60))
                 .secure_cookie(dashboard.secure_cookie);
-            let listener = TcpListener::bind(dashboard.listen)
+            let listener = lhcie_runtime::net::bind(dashboard.listen)
                 .await
                 .with_context(|| format!("binding the dashboard on {}", dashboard.listen))?;
             Some((listener, Arc::new(auth), dashboard.max_replay_per_second))
@@ -262,8 +261,9 @@ pub async fn run(
         .saturating_mul(2)
         .max(64 * 1024);
     let grpc_shutdown = shutdown.clone();
+    // TCP_NODELAY is set by lhcie_runtime::net on every accepted stream
+    // (the builder's `tcp_nodelay` applies only to listeners tonic binds).
     let routes = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_service(ExchangeServer::new(service).max_decoding_message_size(decode_limit));
     let grpc: std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send>,
@@ -281,10 +281,9 @@ pub async fn run(
             async move { grpc_shutdown.cancelled().await },
         )),
         None => Box::pin(
-            routes
-                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
-                    grpc_shutdown.cancelled().await
-                }),
+            routes.serve_with_incoming_shutdown(grpc_listener.incoming(), async move {
+                grpc_shutdown.cancelled().await
+            }),
         ),
     };
 

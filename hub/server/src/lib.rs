@@ -27,5 +27,6 @@ pub mod ops_cli;
 pub mod ops_poller;
 pub mod ops_stats;
 pub mod original_patient;
+pub mod patient_notification;
 pub mod router;
 pub mod store;

@@ -98,8 +98,35 @@ pub struct Publisher {
 /// as failed (the envelope is then held and retried, never dropped).
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What a published message is, for its AMQP `content-type` and `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A canonical envelope (protobuf).
+    Envelope,
+    /// A patient notification (JSON, `crate::patient_notification`).
+    PatientNotification,
+}
+
+impl Kind {
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::Envelope => "application/x-protobuf",
+            Self::PatientNotification => crate::patient_notification::CONTENT_TYPE,
+        }
+    }
+
+    fn type_name(self) -> &'static str {
+        match self {
+            Self::Envelope => "lhcie.canonical.v1.Envelope",
+            Self::PatientNotification => crate::patient_notification::MESSAGE_TYPE,
+        }
+    }
+}
+
 /// One message to publish.
 pub struct Outgoing<'a> {
+    /// What it is.
+    pub kind: Kind,
     /// The exchange.
     pub exchange: &'a str,
     /// The routing key.
@@ -145,8 +172,8 @@ impl Publisher {
         }
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
-            .with_content_type("application/x-protobuf".into())
-            .with_type("lhcie.canonical.v1.Envelope".into())
+            .with_content_type(message.kind.content_type().into())
+            .with_type(message.kind.type_name().into())
             .with_message_id(message.message_id.into())
             .with_headers(headers);
         let publish = async {

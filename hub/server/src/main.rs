@@ -196,7 +196,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .filter(|d| matches!(d, Declaration::Queue { .. }))
                 .count();
             println!(
-                "broker {}: declared {queues} quorum queues under prefix `{}` (ingress, {} egress, one dead-letter queue each; delivery limit {})",
+                "broker {}: declared {queues} quorum queues under prefix `{}` (ingress, {} egress, one dead-letter queue each, patient notifications; delivery limit {})",
                 hub.broker.redacted_url(),
                 hub.broker.prefix,
                 topology.exchanges().len(),

@@ -1,8 +1,8 @@
 //! The hub's metrics, exposed in the Prometheus text format on the admin
 //! endpoint (`GET /metrics`). Names and labels are listed in
-//! `docs/metrics.md`. Labels are exchange ids, categories, ingresses and
-//! reason codes only: never a patient identifier, message id or ODS code
-//! of a patient's GP.
+//! `docs/metrics.md`. Labels are exchange ids, categories, ingresses,
+//! reason codes and `true`/`false` only: never a patient identifier,
+//! message id or ODS code of a patient's GP.
 //!
 //! The recorder is process-wide (the `metrics` crate's global recorder),
 //! installed once by [`install`]; the registry copy's metrics
@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use lhcie_hub_core::AuditRecord;
 use lhcie_hub_core::audit::Ingress;
 use lhcie_hub_core::routing::Routed;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -59,6 +60,14 @@ fn describe() {
     metrics::describe_counter!(
         "lhcie_hub_replays_total",
         "Dead letters replayed, by destination and outcome."
+    );
+    metrics::describe_counter!(
+        "lhcie_hub_emergency_overrides_total",
+        "Recipients reached by emergency (break-glass) override, by submitting exchange and whether the patient's own refusal was overridden."
+    );
+    metrics::describe_gauge!(
+        "lhcie_hub_emergency_reviews_pending",
+        "Emergency overrides waiting for a reviewer on the dashboard."
     );
     metrics::describe_gauge!(
         "lhcie_hub_dead_letters_pending",
@@ -142,6 +151,41 @@ pub fn routed(exchange: &str, category: &str, routed: &Routed) {
             "exchange" => exchange.to_owned(),
             "category" => category.to_owned(),
             "reason" => reason
+        )
+        .increment(1);
+    }
+}
+
+/// The `refusal_overridden` label: whether the patient's own refusal was
+/// overridden (the `notify-patient` obligation).
+fn refusal_label(refusal_overridden: bool) -> &'static str {
+    if refusal_overridden { "true" } else { "false" }
+}
+
+/// Makes every exchange's emergency-override series exist at zero, so the
+/// first override after a start is an increase Prometheus (and the alert)
+/// can see.
+pub fn register_emergency_overrides<'a>(exchanges: impl IntoIterator<Item = &'a str>) {
+    for exchange in exchanges {
+        for refusal_overridden in [false, true] {
+            metrics::counter!(
+                "lhcie_hub_emergency_overrides_total",
+                "exchange" => exchange.to_owned(),
+                "refusal_overridden" => refusal_label(refusal_overridden)
+            )
+            .increment(0);
+        }
+    }
+}
+
+/// A routed envelope's emergency overrides, one per recipient reached by
+/// one (from its audit record).
+pub fn emergency_overrides(audit: &AuditRecord) {
+    for recipient in audit.recipients().iter().filter(|r| r.emergency_override()) {
+        metrics::counter!(
+            "lhcie_hub_emergency_overrides_total",
+            "exchange" => audit.submitted_by.clone(),
+            "refusal_overridden" => refusal_label(recipient.notify_patient())
         )
         .increment(1);
     }

@@ -2,8 +2,8 @@
 //! from the broker (a passive declare answers the message and consumer
 //! counts), and the gauges that describe state rather than events —
 //! adapters up or down from their heartbeats and their outbox depths, the
-//! registry copy's freshness and lag, dead letters pending. The dashboard
-//! reads the same figures from here.
+//! registry copy's freshness and lag, dead letters and emergency reviews
+//! pending. The dashboard reads the same figures from here.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -96,6 +96,8 @@ fn state_gauges(router: &Router, adapters: &AdapterRegistry, registry: Option<&R
             metrics::gauge!("lhcie_hub_registry_proven_age_seconds").set(age.as_secs_f64());
         }
     }
+    metrics::gauge!("lhcie_hub_emergency_reviews_pending")
+        .set(router.store().pending_emergency_reviews() as f64);
     if let Ok(pending) = router.store().pending_dead_letters() {
         let mut exchanges: Vec<String> = router.exchanges().iter().map(|e| e.to_string()).collect();
         exchanges.push(crate::store::dead_letters::INGRESS_DESTINATION.to_owned());
@@ -120,6 +122,7 @@ async fn read_depths(router: &Router) -> Vec<QueueDepth> {
     let mut queues = vec![
         names.ingress_queue(),
         names.dead_letter_queue(&Destination::Ingress),
+        names.patient_notifications_queue(),
     ];
     let mut exchanges: Vec<_> = router.exchanges().iter().cloned().collect();
     exchanges.sort();

@@ -131,7 +131,7 @@ fn bootstrap_broker_runs_twice_against_the_real_broker() {
     assert!(first.status.success(), "{}", text(&first.stderr));
     assert!(second.status.success(), "{}", text(&second.stderr));
     let stdout = text(&second.stdout);
-    assert!(stdout.contains("declared 72 quorum queues"), "{stdout}");
+    assert!(stdout.contains("declared 73 quorum queues"), "{stdout}");
     assert!(stdout.contains(&prefix), "{stdout}");
 }
 

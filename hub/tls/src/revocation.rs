@@ -38,7 +38,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::Stream;
@@ -266,12 +266,13 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// Accepts connections on `listener` until `shutdown` and handshakes each
+/// Accepts connections on `listener` (with `TCP_NODELAY`, see
+/// `lhcie_runtime::net`) until `shutdown` and handshakes each
 /// with `config` in a task of its own (at most `handshake_timeout`); the
 /// established streams, for tonic's `serve_with_incoming`. A refused
 /// handshake is logged and the connection closed.
 pub fn incoming(
-    listener: TcpListener,
+    listener: lhcie_runtime::net::Listener,
     config: Arc<ServerConfig>,
     handshake_timeout: Duration,
     shutdown: CancellationToken,
@@ -291,7 +292,6 @@ pub fn incoming(
                     }
                 },
             };
-            let _ = stream.set_nodelay(true);
             let acceptor = acceptor.clone();
             let established = established.clone();
             tokio::spawn(async move {
@@ -441,7 +441,7 @@ mod tests {
             Some(&crl),
         )
         .unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = lhcie_runtime::net::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
         let mut streams = Box::pin(incoming(

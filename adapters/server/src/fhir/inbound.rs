@@ -119,7 +119,7 @@ pub async fn serve(
         .listen_tls
         .as_ref()
         .is_some_and(|tls| tls.client_ca.is_some());
-    let listener = tokio::net::TcpListener::bind(listen)
+    let listener = lhcie_runtime::net::bind(listen)
         .await
         .with_context(|| format!("binding the FHIR endpoint on {listen}"))?;
     let limits = ReadLimits {
@@ -206,7 +206,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// with HTTP/1.1, over TLS with `acceptor`, until `shutdown`; then lets the
 /// connections finish their requests (at most [`SHUTDOWN_GRACE`]).
 async fn serve_connections(
-    listener: tokio::net::TcpListener,
+    listener: lhcie_runtime::net::Listener,
     acceptor: Option<TlsAcceptor>,
     app: Router,
     max_connections: usize,
@@ -234,7 +234,6 @@ async fn serve_connections(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
         let app = app.clone();
         let acceptor = acceptor.clone();
         let shutdown = shutdown.clone();
@@ -766,7 +765,7 @@ mod listener_tests {
                 require_token,
             ));
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = lhcie_runtime::net::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
         tokio::spawn(serve_connections(

@@ -354,6 +354,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_system_is_retried_until_shutdown_and_handed_back() {
         let address = {
+            // nodelay: test-only (reserves a free port; nothing is accepted)
             let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             socket.local_addr().unwrap().to_string()
         };

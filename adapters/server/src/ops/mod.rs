@@ -226,6 +226,7 @@ impl Ops {
         metrics::install();
         let exchange = ExchangeId::parse(exchange).expect("exchange id");
         let unreachable = {
+            // nodelay: test-only (reserves a free port; nothing is accepted)
             let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
             format!("http://{}", socket.local_addr().expect("its address"))
         };

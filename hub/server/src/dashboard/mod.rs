@@ -3,11 +3,13 @@
 //! argon2id hashes, sessions, roles viewer / operator / admin), and the
 //! JSON API it uses (`docs/dashboard-api.md`): the live [`overview`] (also
 //! as server-sent events), the message [`trace`] (searches by business key;
-//! a view naming a patient is recorded in the access log), and
-//! [`dead_letters`] with replay and discard (operators).
+//! a view naming a patient is recorded in the access log),
+//! [`dead_letters`] with replay and discard (operators), and
+//! [`emergency`] access to review (closing a review: operators).
 
 pub mod auth;
 pub mod dead_letters;
+pub mod emergency;
 pub mod overview;
 pub mod page;
 pub mod trace;
@@ -66,5 +68,7 @@ pub fn routes(state: DashboardState) -> Http {
         .route("/api/dead-letters", get(dead_letters::list))
         .route("/api/dead-letters/replay", post(dead_letters::replay))
         .route("/api/dead-letters/discard", post(dead_letters::discard))
+        .route("/api/emergency-access", get(emergency::list))
+        .route("/api/emergency-access/close", post(emergency::close))
         .with_state(state)
 }

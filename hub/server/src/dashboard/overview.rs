@@ -1,7 +1,8 @@
 //! `GET /api/overview` and `GET /api/stream` (the same, once a second, as
 //! server-sent events): throughput and latency per exchange, flows between
 //! exchanges and regions, adapters, queues, denials, rejections, dead
-//! letters and the registry copy's freshness. No patient data.
+//! letters, emergency overrides waiting for review and the registry copy's
+//! freshness. No patient data.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -133,6 +134,7 @@ pub fn snapshot(state: &DashboardState) -> Value {
             "denied": denied,
             "rejected": totals.2,
             "dead_letters_pending": pending_total,
+            "emergency_reviews_pending": state.router.store().pending_emergency_reviews(),
         },
         "exchanges": exchanges,
         "flows": flows,

@@ -152,6 +152,8 @@ mod tests {
             "\"/api/dead-letters/replay\"",
             "\"/api/dead-letters/discard\"",
             "\"/api/access-log?limit=100\"",
+            "`/api/emergency-access${",
+            "\"/api/emergency-access/close\"",
         ] {
             assert!(APP_JS.contains(path), "app.js does not use {path}");
         }

@@ -36,7 +36,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
-use crate::link::{Link, Outgoing};
+use crate::link::{Kind, Link, Outgoing};
 use crate::router::{
     DECIDED_AT_HEADER, RECIPIENTS_HEADER, REJECT_DETAIL_HEADER, REJECT_REASON_HEADER, Router,
     SUBMITTED_BY_HEADER, recipients_in,
@@ -382,6 +382,7 @@ async fn dead_letter_with_reason(
     let republished = link
         .publisher
         .publish(Outgoing {
+            kind: Kind::Envelope,
             exchange: &router
                 .names()
                 .dead_letter_exchange(&Destination::Exchange(exchange.clone())),

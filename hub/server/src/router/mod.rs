@@ -9,11 +9,14 @@
 //! 3. The routing core decides recipients and asks the policy for each. If
 //!    the policy cannot decide, the envelope is held (retried) — never
 //!    forwarded on a guess, never dropped.
-//! 4. Permitted copies are published to the recipients' egress queues, and
-//!    negative acknowledgements for denied recipients to the sender's;
-//!    every publish waits for the broker's confirm.
-//! 5. The decision is written to the audit and the answer to the
-//!    de-duplication record, and flushed to disk.
+//! 4. Permitted copies are published to the recipients' egress queues,
+//!    negative acknowledgements for denied recipients to the sender's, and,
+//!    where an emergency overrode the patient's own refusal, one
+//!    notification to the patient-notification service's queue; every
+//!    publish waits for the broker's confirm.
+//! 5. The decision is written to the audit (with a pending review for each
+//!    emergency override) and the answer to the de-duplication record, and
+//!    flushed to disk.
 //! 6. Only then is the answer returned (gRPC: sent; AMQP: acked).
 //!
 //! If anything in 4 or 5 fails, no answer is given ([`Hold`]): the
@@ -37,8 +40,9 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::link::{BrokerLink, Outgoing};
+use crate::link::{BrokerLink, Kind, Link, Outgoing, PublishError};
 use crate::ops_stats::OpsStats;
+use crate::patient_notification::PatientNotification;
 use crate::store::Store;
 use crate::store::dead_letters::{DeadLetter, DeadLetterState};
 use crate::store::trace::{Layer, TraceEvent};
@@ -268,14 +272,15 @@ impl Router {
                 .await
             }
             Outcome::Routed(routed) => {
-                self.forward(&envelope, routed, bytes, submitter, now)
-                    .await?;
                 let audit =
                     AuditRecord::of_outcome(&envelope, &outcome, submitter.as_str(), ingress, now);
+                self.forward(&envelope, routed, &audit, bytes, submitter, now)
+                    .await?;
                 self.keep_withheld(&envelope, routed, bytes, submitter, now)?;
                 self.trace_acknowledgement(&envelope, submitter, now)?;
                 self.commit(&audit).await?;
                 crate::metrics::routed(submitter.as_str(), envelope.category.as_str(), routed);
+                crate::metrics::emergency_overrides(&audit);
                 self.stats.routed(
                     submitter.as_str(),
                     started.elapsed(),
@@ -473,12 +478,14 @@ impl Router {
         }
     }
 
-    /// Publishes the permitted copies and the negative acknowledgements for
-    /// denied recipients, all at once, and waits for every confirm.
+    /// Publishes the permitted copies, the negative acknowledgements for
+    /// denied recipients and the patient notification the decision obliges
+    /// (if any), all at once, and waits for every confirm.
     async fn forward(
         &self,
         envelope: &Envelope,
         routed: &Routed,
+        audit: &AuditRecord,
         bytes: &[u8],
         submitter: &ExchangeId,
         now: OffsetDateTime,
@@ -500,6 +507,7 @@ impl Router {
         let copies = routed.copies.iter().map(|copy| {
             let recipients: Vec<&str> = copy.recipients.iter().map(OdsCode::as_str).collect();
             link.publisher.publish(Outgoing {
+                kind: Kind::Envelope,
                 exchange: &egress,
                 routing_key: copy.exchange.as_str(),
                 body: bytes,
@@ -513,6 +521,7 @@ impl Router {
         });
         let ack_publishes = acks.iter().map(|(exchange, id, body)| {
             link.publisher.publish(Outgoing {
+                kind: Kind::Envelope,
                 exchange: &egress,
                 routing_key: exchange.as_str(),
                 body,
@@ -520,16 +529,47 @@ impl Router {
                 headers: vec![(RECIPIENTS_HEADER, envelope.sender.ods_code.to_string())],
             })
         });
-        let results = futures::future::join(
+        let notification = PatientNotification::of(audit).map(|n| n.to_json());
+        let notify = notification
+            .as_deref()
+            .map(|body| self.publish_notification(&link, message_id, body));
+        let results = futures::future::join3(
             futures::future::join_all(copies),
             futures::future::join_all(ack_publishes),
+            futures::future::OptionFuture::from(notify),
         )
         .await;
-        if let Some(error) = results.0.into_iter().chain(results.1).find_map(Result::err) {
+        if let Some(error) = results
+            .0
+            .into_iter()
+            .chain(results.1)
+            .chain(results.2)
+            .find_map(Result::err)
+        {
             link.fail(&error.0).await;
             return Err(Hold::Broker(error.0));
         }
         Ok(())
+    }
+
+    /// Publishes a patient notification (never logged: it names the
+    /// patient) to the patient-notification service's queue.
+    async fn publish_notification(
+        &self,
+        link: &Link,
+        message_id: &str,
+        body: &[u8],
+    ) -> Result<(), PublishError> {
+        link.publisher
+            .publish(Outgoing {
+                kind: Kind::PatientNotification,
+                exchange: &self.names.patient_notifications_exchange(),
+                routing_key: "",
+                body,
+                message_id,
+                headers: vec![],
+            })
+            .await
     }
 
     /// Rejects: over AMQP the envelope is dead-lettered with the reason and
@@ -563,6 +603,7 @@ impl Router {
                 let link = self.link.current().ok_or_else(|| self.broker_down())?;
                 link.publisher
                     .publish(Outgoing {
+                        kind: Kind::Envelope,
                         exchange: &self.names.egress_exchange(),
                         routing_key: submitter.as_str(),
                         body: &body,
@@ -604,6 +645,7 @@ impl Router {
         let link = self.link.current().ok_or_else(|| self.broker_down())?;
         link.publisher
             .publish(Outgoing {
+                kind: Kind::Envelope,
                 exchange: &self.names.dead_letter_exchange(&Destination::Ingress),
                 routing_key: "",
                 body: bytes,

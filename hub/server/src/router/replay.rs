@@ -5,7 +5,9 @@
 //! de-duplicates it. Each replay is a trace event with the operator's name.
 //!
 //! A copy for an exchange is replayed for the recipients it was kept for:
-//! those now permitted are forwarded; those still withheld for a reason that
+//! those now permitted are forwarded (an emergency override among them is
+//! reviewed and, where it overrides the patient's refusal, told to them,
+//! as for a first decision); those still withheld for a reason that
 //! can be put right stay pending; those now refused for good (a patient's
 //! choice) close the dead letter as denied. An envelope dead-lettered on
 //! the ingress queue (rejected over AMQP, or poison) is submitted again
@@ -13,7 +15,7 @@
 
 use std::time::Duration;
 
-use lhcie_hub_core::{Ingress, Outcome, RecipientDecision, route};
+use lhcie_hub_core::{AuditRecord, Ingress, Outcome, RecipientDecision, Routed, route};
 use lhcie_model::{Envelope, ExchangeId, OdsCode};
 use lhcie_proto::canonical as pb;
 use lhcie_proto::hub as hubpb;
@@ -25,7 +27,8 @@ use super::{
     DECIDED_AT_HEADER, HELD_FOR_REPLAY, Hold, RECIPIENTS_HEADER, Router, SUBMITTED_BY_HEADER,
     store_hold,
 };
-use crate::link::Outgoing;
+use crate::link::{Kind, Outgoing};
+use crate::patient_notification::PatientNotification;
 use crate::store::dead_letters::{DeadLetter, DeadLetterState, INGRESS_DESTINATION, ReplayNote};
 use crate::store::trace::{Layer, TraceEvent};
 
@@ -185,26 +188,14 @@ impl Router {
             return Ok(ReplayResult::of(letter, outcome, detail));
         }
         if !permitted.is_empty() {
-            let link = self.link.current().ok_or_else(|| self.broker_down())?;
-            let recipients: Vec<&str> = permitted.iter().map(|r| r.as_str()).collect();
-            let published = link
-                .publisher
-                .publish(Outgoing {
-                    exchange: &self.names.egress_exchange(),
-                    routing_key: destination.as_str(),
-                    body: &bytes,
-                    message_id: &letter.message_id,
-                    headers: vec![
-                        (RECIPIENTS_HEADER, recipients.join(",")),
-                        (SUBMITTED_BY_HEADER, submitter.to_string()),
-                        (DECIDED_AT_HEADER, now.unix_timestamp_nanos().to_string()),
-                    ],
-                })
-                .await;
-            if let Err(error) = published {
-                link.fail(&error.0).await;
-                return Err(Hold::Broker(error.0));
-            }
+            let replayed = Replayed {
+                envelope: &envelope,
+                submitter: &submitter,
+                destination: &destination,
+                bytes: &bytes,
+                at: now,
+            };
+            self.publish_replayed(replayed, &ours, &permitted).await?;
         }
         let outcome = if permitted.is_empty() {
             "denied"
@@ -242,6 +233,81 @@ impl Router {
             .await?;
         }
         Ok(ReplayResult::of(letter, outcome, detail))
+    }
+
+    /// Publishes a replayed copy for its permitted recipients, with the
+    /// patient notification its decision obliges (if an emergency now
+    /// overrides the patient's refusal), and records a pending review for
+    /// each emergency override: a replay is decided again, so it is
+    /// reviewed and told like a first decision.
+    async fn publish_replayed(
+        &self,
+        replayed: Replayed<'_>,
+        ours: &[&RecipientDecision],
+        permitted: &[&OdsCode],
+    ) -> Result<(), Hold> {
+        let link = self.link.current().ok_or_else(|| self.broker_down())?;
+        let decision = self.replay_decision(&replayed, ours)?;
+        let notification = PatientNotification::of(&decision).map(|n| n.to_json());
+        let message_id = replayed.envelope.message_id.as_str();
+        let recipients: Vec<&str> = permitted.iter().map(|r| r.as_str()).collect();
+        let egress = self.names.egress_exchange();
+        let copy = link.publisher.publish(Outgoing {
+            kind: Kind::Envelope,
+            exchange: &egress,
+            routing_key: replayed.destination.as_str(),
+            body: replayed.bytes,
+            message_id,
+            headers: vec![
+                (RECIPIENTS_HEADER, recipients.join(",")),
+                (SUBMITTED_BY_HEADER, replayed.submitter.to_string()),
+                (
+                    DECIDED_AT_HEADER,
+                    replayed.at.unix_timestamp_nanos().to_string(),
+                ),
+            ],
+        });
+        let notify = notification
+            .as_deref()
+            .map(|body| self.publish_notification(&link, message_id, body));
+        let (published, notified) =
+            futures::future::join(copy, futures::future::OptionFuture::from(notify)).await;
+        if let Some(error) = published.err().or(notified.and_then(Result::err)) {
+            link.fail(&error.0).await;
+            return Err(Hold::Broker(error.0));
+        }
+        self.store.record_replayed(&decision).map_err(store_hold)?;
+        crate::metrics::emergency_overrides(&decision);
+        Ok(())
+    }
+
+    /// A replay's decision about the recipients it was for, as an audit
+    /// record (not stored as one: the message's record keeps its first
+    /// decision, and the replay is in its trace).
+    fn replay_decision(
+        &self,
+        replayed: &Replayed<'_>,
+        ours: &[&RecipientDecision],
+    ) -> Result<AuditRecord, Hold> {
+        let submitter = replayed.submitter.as_str();
+        let ingress = self
+            .store
+            .audit_of_message(replayed.envelope.message_id.as_str())
+            .map_err(store_hold)?
+            .into_iter()
+            .find(|record| record.submitted_by == submitter)
+            .map_or(Ingress::Grpc, |record| record.ingress);
+        let routed = Routed {
+            recipients: ours.iter().map(|r| (*r).clone()).collect(),
+            copies: vec![],
+        };
+        Ok(AuditRecord::of_outcome(
+            replayed.envelope,
+            &Outcome::Routed(routed),
+            submitter,
+            ingress,
+            replayed.at,
+        ))
     }
 
     async fn replay_ingress(
@@ -416,6 +482,15 @@ impl Router {
         tracing::info!(dead_letter = id, message_id = %letter.message_id, user, "discarded");
         Ok(true)
     }
+}
+
+/// A copy being replayed: what, from whom, to where, decided when.
+struct Replayed<'a> {
+    envelope: &'a Envelope,
+    submitter: &'a ExchangeId,
+    destination: &'a ExchangeId,
+    bytes: &'a [u8],
+    at: OffsetDateTime,
 }
 
 /// The envelope of a copy's dead letter, its submitter and destination.

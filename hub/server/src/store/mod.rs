@@ -15,6 +15,7 @@
 //! | `by_time`, `by_org`, `access_log` | see [`search`] | the trace's indexes, and who viewed what |
 //! | `dead_letters`, `dead_letter_bodies`, `dead_letters_pending` | see [`dead_letters`] | what waits for an operator |
 //! | `events` | message id, 0, at, sequence | a [`trace::TraceEvent`]: what adapters and the hub saw after the decision |
+//! | `emergency_reviews`, `emergency_reviews_pending` | see [`emergency`] | emergency overrides waiting for (or closed by) a reviewer |
 //!
 //! De-duplication is per submitting exchange, so one exchange can neither
 //! learn the outcome of nor block another's message by reusing its id; a
@@ -23,7 +24,8 @@
 //! ([`retention`]). Writes become durable only on
 //! [`Store::durable`], which shares one flush (fsync) among every writer
 //! waiting at the time (group commit). Each decision costs four to six
-//! inserts (the record, the patient, time and organisation indexes).
+//! inserts (the record, the patient, time and organisation indexes), and
+//! two more per emergency override (its review, pending).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +50,7 @@ pub enum StoreError {
 }
 
 pub mod dead_letters;
+pub mod emergency;
 pub mod retention;
 pub mod search;
 pub mod trace;
@@ -65,6 +68,8 @@ pub struct Store {
     dead_letters: sled::Tree,
     dead_letter_bodies: sled::Tree,
     dead_letters_pending: sled::Tree,
+    emergency_reviews: sled::Tree,
+    emergency_reviews_pending: sled::Tree,
     dedup_retention: Duration,
     /// The only flusher of `db`; stopped when the last handle is dropped.
     commit: Arc<GroupCommit>,
@@ -121,6 +126,8 @@ impl Store {
             dead_letters: db.open_tree("dead_letters")?,
             dead_letter_bodies: db.open_tree("dead_letter_bodies")?,
             dead_letters_pending: db.open_tree("dead_letters_pending")?,
+            emergency_reviews: db.open_tree("emergency_reviews")?,
+            emergency_reviews_pending: db.open_tree("emergency_reviews_pending")?,
             db,
             dedup_retention,
             commit,
@@ -145,14 +152,21 @@ impl Store {
         decode_audit(record).map(Some)
     }
 
-    /// Records a decision (not yet durable: call [`Store::durable`] before
-    /// telling anyone).
+    /// Records a decision with its indexes, and a pending review for each
+    /// emergency override in it ([`emergency`]); not yet durable: call
+    /// [`Store::durable`] before telling anyone. Recording the same
+    /// decision again adds no second review.
     pub fn record(&self, audit: &AuditRecord) -> Result<(), StoreError> {
         let key = decision_key(&audit.message_id, &audit.submitted_by);
-        let mut value = nanos(audit.decided_at).to_vec();
+        let decided_at = nanos(audit.decided_at);
+        let mut value = decided_at.to_vec();
         value =
             postcard::to_extend(audit, value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.decisions.insert(&key, value)?;
+        let previous = self.decisions.insert(&key, value)?;
+        let recorded_before = previous.is_some_and(|p| p.get(..8) == Some(&decided_at[..]));
+        if !recorded_before {
+            self.index_emergency_reviews(audit)?;
+        }
         if let Some(nhs) = &audit.nhs_number {
             let mut index = nhs.as_bytes().to_vec();
             index.extend_from_slice(&nanos(audit.decided_at));

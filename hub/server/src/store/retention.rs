@@ -10,6 +10,7 @@
 //! | a settled dead letter's record | `dead_letters` after it was settled | the record |
 //! | trace events | `trace_events` after they happened | the event |
 //! | the time and organisation indexes | `audit_detail` after the decision | the index entries |
+//! | a closed emergency review | `audit_detail` after it was closed | the review (a pending one is never deleted) |
 //! | decision records and their patient index | `audit_records` after the decision | the record and every index entry |
 //! | the access log | `access_log` after the access | the entry |
 
@@ -30,7 +31,8 @@ pub struct Retention {
     pub dead_letters: Duration,
     /// Trace events.
     pub trace_events: Duration,
-    /// The time and organisation search indexes.
+    /// The time and organisation search indexes, and closed emergency
+    /// reviews.
     pub audit_detail: Duration,
     /// Decision records and the patient index.
     pub audit_records: Duration,
@@ -64,6 +66,8 @@ pub struct Pruned {
     pub events: usize,
     /// Time and organisation index entries deleted.
     pub index_entries: usize,
+    /// Closed emergency reviews deleted.
+    pub emergency_reviews: usize,
     /// Decision records deleted.
     pub decisions: usize,
     /// Access-log entries deleted.
@@ -119,6 +123,8 @@ impl Store {
                 pruned.index_entries += 1;
             }
         }
+
+        pruned.emergency_reviews = self.prune_emergency_reviews(now - retention.audit_detail)?;
 
         // Decision records, with every index entry pointing at them.
         let records = u64::from_be_bytes(cutoff(now, retention.audit_records));
@@ -399,6 +405,7 @@ mod tests {
                 events: 2,
                 // "ancient" (by_time and by_org) and "old" (both).
                 index_entries: 6,
+                emergency_reviews: 0,
                 decisions: 1,
                 accesses: 1,
             }

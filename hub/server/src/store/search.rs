@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `by_time` | decided-at, decision key | empty |
 //! | `by_org` | ODS code, 0, decided-at, decision key | empty |
-//! | `access_log` | at, sequence | an [`AccessEntry`]: who looked at what |
+//! | `access_log` | at, sequence | an [`AccessEntry`]: who looked at what (or closed an emergency review) |
 
 use lhcie_hub_core::{AuditOutcome, AuditRecord};
 use serde::{Deserialize, Serialize};
@@ -80,7 +80,8 @@ pub struct AccessEntry {
     pub at: OffsetDateTime,
     /// The user.
     pub user: String,
-    /// `trace` (one message's timeline) or `search`.
+    /// `trace` (one message's timeline), `search`, or
+    /// `close-emergency-review`.
     pub action: String,
     /// The message id viewed, or `nhs-number search`.
     pub subject: String,
@@ -192,11 +193,17 @@ impl Store {
 
     /// Records who looked at what; durable before the view is answered.
     pub async fn record_access(&self, entry: &AccessEntry) -> Result<(), StoreError> {
+        self.insert_access(entry)?;
+        self.durable().await
+    }
+
+    /// Adds an access-log entry (not yet durable).
+    pub(super) fn insert_access(&self, entry: &AccessEntry) -> Result<(), StoreError> {
         let mut key = nanos(entry.at).to_vec();
         key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
         let value = postcard::to_stdvec(entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.access_log.insert(key, value)?;
-        self.durable().await
+        Ok(())
     }
 
     /// The most recent accesses (only those naming `nhs_number`, if

@@ -12,6 +12,8 @@
   let pollTimer = null;
   let streamRetryTimer = null;
   let lastPending = null;     // totals.dead_letters_pending last rendered
+  let lastReviews = null;     // totals.emergency_reviews_pending last rendered
+  let emergencyLoad = null;   // in-flight emergency review list request
   let deadLetterLoad = null;  // in-flight list request
 
   const $ = (id) => document.getElementById(id);
@@ -133,11 +135,13 @@
   // Forget everything the last user saw (a trace may name a patient).
   function resetPage() {
     lastPending = null;
+    lastReviews = null;
     deadLetterLoad = null;
-    for (const form of ["trace-form", "dead-letter-filter"]) $(form).reset();
+    emergencyLoad = null;
+    for (const form of ["trace-form", "dead-letter-filter", "emergency-filter"]) $(form).reset();
     for (const body of document.querySelectorAll("main tbody")) body.replaceChildren();
     $("matrix-head").replaceChildren();
-    for (const id of ["timeline-message-id", "timeline-patient", "timeline-records", "trace-message", "dead-letter-message"]) {
+    for (const id of ["timeline-message-id", "timeline-patient", "timeline-records", "trace-message", "dead-letter-message", "emergency-message"]) {
       $(id).textContent = "";
     }
     for (const node of document.querySelectorAll("main dd")) {
@@ -171,6 +175,7 @@
     // A first picture at once, without waiting for the stream's first event.
     api("/api/overview").then(render, () => {});
     loadDeadLetters();
+    loadEmergencyReviews();
   }
 
   async function onLogin(event) {
@@ -300,6 +305,10 @@
     "None.", 2);
     if (lastPending !== null && totals.dead_letters_pending !== lastPending) loadDeadLetters();
     lastPending = totals.dead_letters_pending;
+    setText("total-emergency-reviews", count(totals.emergency_reviews_pending));
+    $("total-emergency-reviews").className = totals.emergency_reviews_pending > 0 ? "bad" : "";
+    if (lastReviews !== null && totals.emergency_reviews_pending !== lastReviews) loadEmergencyReviews();
+    lastReviews = totals.emergency_reviews_pending;
   }
 
   function reasonRows(list) {
@@ -506,6 +515,77 @@
     loadDeadLetters();
   }
 
+  // ---------- Emergency access ----------
+
+  async function loadEmergencyReviews() {
+    if (me === null) return;
+    const load = api(`/api/emergency-access${query({ state: $("emergency-state").value })}`);
+    emergencyLoad = load;
+    let data;
+    try {
+      data = await load;
+    } catch (error) {
+      if (error.status !== 401) $("emergency-message").textContent = `Cannot list emergency access: ${error.message}`;
+      return;
+    }
+    if (emergencyLoad !== load) return; // a newer request replaced this one
+    const list = data.reviews || [];
+    $("emergency-count").textContent = String(list.length);
+    replaceRows("emergency-body", list.map(emergencyRow), "Nothing to review.", 8);
+  }
+
+  function emergencyRow(r) {
+    const open = el("button", { type: "button", class: "link mono", "data-testid": "emergency-open" }, r.message_id);
+    open.addEventListener("click", () => openTimeline(r.message_id));
+    return el("tr", { "data-testid": "emergency-row", "data-id": r.id, "data-message-id": r.message_id, "data-state": r.state },
+      el("td", {}, time(r.decided_at)),
+      el("td", {}, open),
+      el("td", {}, r.sender),
+      el("td", {}, `${r.recipient} (${r.exchange})`),
+      el("td", {}, r.category),
+      el("td", {}, r.submitted_by),
+      el("td", { class: r.notify_patient ? "warn" : "" }, r.notify_patient ? "yes — the patient is told" : "no"),
+      el("td", {}, reviewCell(r)));
+  }
+
+  function reviewCell(r) {
+    const c = r.closure;
+    if (c) {
+      return el("span", { "data-testid": "emergency-closure" }, `${c.outcome} — ${c.note} (${c.by}, ${time(c.at)})`);
+    }
+    if (!atLeast("operator")) return "pending";
+    const outcomeId = `emergency-outcome-${r.id}`;
+    const noteId = `emergency-note-${r.id}`;
+    const form = el("form", { class: "review", "data-testid": "emergency-close-form" },
+      el("label", { for: outcomeId }, "Outcome"),
+      el("select", { id: outcomeId, name: "outcome", "data-testid": "emergency-outcome" },
+        el("option", { value: "appropriate" }, "appropriate"),
+        el("option", { value: "inappropriate" }, "inappropriate")),
+      el("label", { for: noteId }, "Note (why)"),
+      el("textarea", { id: noteId, name: "note", rows: 2, maxlength: 2000, required: true, "data-testid": "emergency-note" }),
+      el("button", { type: "submit", "data-testid": "emergency-close" }, "Close review"));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      closeReview(r, $(outcomeId).value, $(noteId).value);
+    });
+    return form;
+  }
+
+  async function closeReview(r, outcome, note) {
+    const message = $("emergency-message");
+    if (!note.trim()) {
+      message.textContent = "Say why in the note before closing the review.";
+      return;
+    }
+    try {
+      await api("/api/emergency-access/close", { id: r.id, outcome, note });
+      message.textContent = `Review of ${r.message_id} → ${r.recipient} closed as ${outcome}.`;
+    } catch (error) {
+      message.textContent = `Closing failed: ${error.message}`;
+    }
+    loadEmergencyReviews();
+  }
+
   // ---------- Trace ----------
 
   function rfc3339(local) {
@@ -623,6 +703,10 @@
       for (const box of document.querySelectorAll("#dead-letters-body input[type=checkbox]")) {
         box.checked = event.target.checked;
       }
+    });
+    $("emergency-filter").addEventListener("submit", (event) => {
+      event.preventDefault();
+      loadEmergencyReviews();
     });
     $("replay").addEventListener("click", replaySelected);
     $("discard").addEventListener("click", discardSelected);

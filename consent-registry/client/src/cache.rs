@@ -261,13 +261,18 @@ impl Policy for RegistryPolicy {
             Some(nhs_number) => held.directives.choices_at(nhs_number, request.at),
             None => Vec::new(),
         };
-        Ok(lhcie_consent::decide_with_choices(
+        // What `held` holds is every change up to `last_seen`: `apply`
+        // changes both under the write lock this read lock excludes.
+        let revision = self.position.lock().expect("position lock").last_seen;
+        let mut decision = lhcie_consent::decide_with_choices(
             request,
             held.agreements
                 .candidates(&request.sender, &request.recipient),
             &choices,
             model,
-        ))
+        );
+        decision.registry_revision = Some(revision);
+        Ok(decision)
     }
 }
 
@@ -412,6 +417,7 @@ pub(crate) mod tests {
         let decision = ask(&policy, "RAL").unwrap();
         assert_eq!(decision.reason, Reason::PatientDeniedOrganisation);
         assert_eq!(decision.directives, vec!["D1".to_owned()]);
+        assert_eq!(decision.registry_revision, Some(4), "the copy's revision");
         assert_eq!(ask(&policy, "RKE").unwrap().reason, Reason::ImpliedConsent);
         assert!(policy.health().fresh);
         assert_eq!(policy.health().directives, 1);

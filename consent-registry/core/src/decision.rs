@@ -72,6 +72,10 @@ pub struct Decision {
     pub directives: Vec<String>,
     /// What must happen because of the decision.
     pub obligations: Vec<Obligation>,
+    /// The registry revision of the copy that decided, where a copy of the
+    /// registry decided (the hub's): asking the registry as of this
+    /// revision gives the same decision. `None` from [`decide`] itself.
+    pub registry_revision: Option<u64>,
 }
 
 /// Why a decision went the way it did.
@@ -268,6 +272,7 @@ fn decide_known_at<'i>(
             isa: isa_ref,
             directives: deciding,
             obligations: record_emergency().into_iter().collect(),
+            registry_revision: None,
         };
     }
     let refused_by_patient = matches!(
@@ -286,6 +291,7 @@ fn decide_known_at<'i>(
             isa: isa_ref,
             directives: deciding,
             obligations,
+            registry_revision: None,
         };
     }
     denied(reason, isa_ref, deciding)
@@ -346,6 +352,7 @@ fn denied(reason: Reason, isa: Option<(String, u32)>, directives: Vec<String>) -
         isa,
         directives,
         obligations: vec![],
+        registry_revision: None,
     }
 }
 

@@ -125,6 +125,7 @@ mod tests {
                     isa: None,
                     directives: vec![],
                     obligations: vec![],
+                    registry_revision: None,
                 }],
             },
         }

@@ -82,6 +82,13 @@ pub struct AuditRecipient {
     pub directives: Vec<String>,
     /// Obligations raised (e.g. `record-emergency-access`).
     pub obligations: Vec<String>,
+    /// The registry revision of the copy that decided (absent for a
+    /// decision from the configuration's static policy, and in records
+    /// written before revisions were recorded): `registry decide
+    /// --as-of-revision` with it, at `decided_at`, gives this decision
+    /// again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_revision: Option<u64>,
 }
 
 impl AuditRecipient {
@@ -153,6 +160,7 @@ impl AuditRecord {
                                     .collect()
                             })
                             .unwrap_or_default(),
+                        registry_revision: r.decision.as_ref().and_then(|d| d.registry_revision),
                     })
                     .collect(),
             },

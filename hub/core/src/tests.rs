@@ -444,6 +444,7 @@ fn an_emergency_override_is_recognisable_in_the_audit_with_its_notification_duty
             isa: Some(("ISA-1".into(), 3)),
             directives: vec![],
             obligations,
+            registry_revision: Some(41),
         }),
     };
     use lhcie_consent::Obligation::{NotifyPatient, RecordEmergencyAccess};
@@ -471,6 +472,13 @@ fn an_emergency_override_is_recognisable_in_the_audit_with_its_notification_duty
         .map(|r| (r.emergency_override(), r.notify_patient()))
         .collect();
     assert_eq!(flags, [(true, true), (true, false), (false, false)]);
+    assert!(
+        record
+            .recipients()
+            .iter()
+            .all(|r| r.registry_revision == Some(41)),
+        "the copy's revision is recorded, to explain the decision later"
+    );
     let rejected = AuditRecord::of_rejection(
         "m1",
         None,

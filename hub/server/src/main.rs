@@ -85,6 +85,14 @@ enum Command {
         #[command(subcommand)]
         command: lhcie_hub::ops_cli::DeadLetterCommand,
     },
+    /// Print the hub's audit records of one message as JSON, through the
+    /// dashboard's API (for `registry explain --audit`).
+    Audit {
+        #[command(flatten)]
+        connection: lhcie_hub::ops_cli::Connection,
+        /// The message id.
+        message_id: String,
+    },
     /// Create or update one broker user per exchange with rabbitmqctl.
     ProvisionBrokerUsers {
         /// The hub configuration file.
@@ -172,6 +180,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             connection,
             command,
         } => lhcie_hub::ops_cli::run(connection, command).await,
+        Command::Audit {
+            connection,
+            message_id,
+        } => lhcie_hub::ops_cli::audit(connection, &message_id).await,
         Command::CheckConfig { config } => {
             let (hub, topology) = load(&config)?;
             let policy = match &hub.policy {

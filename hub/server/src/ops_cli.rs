@@ -1,5 +1,7 @@
 //! `hub dead-letters …`: the dead-letter list, replay and discard from a
-//! terminal, through the dashboard's API as a dashboard user (HTTP Basic
+//! terminal, and `hub audit <message-id>`: the hub's audit records of one
+//! message as JSON (what `registry explain` reads), through the dashboard's
+//! API as a dashboard user (HTTP Basic
 //! with the same users file, so the same roles apply and every replay is
 //! recorded under the user's name). It speaks plain HTTP to the dashboard
 //! on a management address; beyond one, put TLS in front of both.
@@ -98,19 +100,20 @@ pub enum DeadLetterCommand {
     },
 }
 
+/// Prints the hub's audit records of one message as JSON (the dashboard
+/// records the look in its access log, with the patient's NHS number).
+pub async fn audit(connection: Connection, message_id: &str) -> anyhow::Result<()> {
+    let client = Client::new(&connection)?;
+    let answer = client
+        .get(&format!("/api/trace/{}", path_segment(message_id)))
+        .await?;
+    println!("{}", serde_json::to_string_pretty(&answer["records"])?);
+    Ok(())
+}
+
 /// Runs one command; fails if the hub refused it or any replay failed.
 pub async fn run(connection: Connection, command: DeadLetterCommand) -> anyhow::Result<()> {
-    let password = std::fs::read_to_string(&connection.password_file)
-        .with_context(|| format!("reading {}", connection.password_file.display()))?;
-    let password = password.lines().next().unwrap_or_default();
-    let client = Client {
-        base: connection.url.trim_end_matches('/').to_owned(),
-        authorization: format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD
-                .encode(format!("{}:{password}", connection.user))
-        ),
-    };
+    let client = Client::new(&connection)?;
     match command {
         DeadLetterCommand::List {
             selection,
@@ -214,6 +217,18 @@ pub async fn run(connection: Connection, command: DeadLetterCommand) -> anyhow::
     }
 }
 
+/// `text` percent-encoded for one path segment.
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 fn text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
@@ -228,6 +243,20 @@ struct Client {
 }
 
 impl Client {
+    fn new(connection: &Connection) -> anyhow::Result<Self> {
+        let password = std::fs::read_to_string(&connection.password_file)
+            .with_context(|| format!("reading {}", connection.password_file.display()))?;
+        let password = password.lines().next().unwrap_or_default();
+        Ok(Self {
+            base: connection.url.trim_end_matches('/').to_owned(),
+            authorization: format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{password}", connection.user))
+            ),
+        })
+    }
+
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.send("GET", path, None).await
     }

@@ -169,6 +169,7 @@ mod tests {
             isa: Some(("ISA-TEST-1".into(), 2)),
             directives: vec![],
             obligations: obligations.iter().map(|o| (*o).to_owned()).collect(),
+            registry_revision: None,
         }
     }
 

@@ -4,6 +4,7 @@
 mod admin;
 mod args;
 mod directive;
+mod explain;
 mod isa;
 mod print;
 
@@ -75,6 +76,15 @@ enum Command {
     Carer(directive::CarerCommand),
     /// Decide a flow on the registry's copy, and explain the decision.
     Decide(admin::DecideArgs),
+    /// Make a past message's decisions again, from the hub's audit records
+    /// (`hub audit <message-id> > audit.json`): for the moment the hub
+    /// decided, as of the registry revision its copy held; each beside what
+    /// the hub recorded. Fails if any is not the same.
+    Explain {
+        /// The audit records (JSON; `-` for standard input).
+        #[arg(long)]
+        audit: PathBuf,
+    },
     /// The node and the cluster as the leader sees them.
     Status,
     /// Add or remove cluster nodes.
@@ -182,6 +192,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Directive(command) => directive::run(&client(&cli)?, command).await,
         Command::Carer(command) => directive::run_carer(&client(&cli)?, command).await,
         Command::Decide(args) => admin::decide(&client(&cli)?, args).await,
+        Command::Explain { audit } => explain::run(&client(&cli)?, audit).await,
         Command::Status => admin::status(&client(&cli)?).await,
         Command::Cluster(command) => {
             admin::cluster(&client(&cli)?, tls(&cli).as_ref(), command).await

@@ -358,6 +358,7 @@ mod tests {
             isa: Some(("ISA-TEST-1".into(), 1)),
             directives: vec!["DIR-TEST-1".into()],
             obligations: obligations.iter().map(|o| (*o).to_owned()).collect(),
+            registry_revision: None,
         }
     }
 

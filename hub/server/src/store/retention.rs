@@ -285,6 +285,7 @@ mod tests {
                     isa: None,
                     directives: vec![],
                     obligations: vec![],
+                    registry_revision: None,
                 }],
             },
         }

@@ -256,6 +256,7 @@ mod tests {
                     isa: None,
                     directives: vec![],
                     obligations: vec![],
+                    registry_revision: None,
                 }],
             },
         }

@@ -71,6 +71,13 @@
 //!   connections for 15 s, p99 at most 20 ms;
 //!   `hl7_mllp_raw_ack_p50/p99_at_1000` the reference's at the same load.
 //!
+//! Registry decisions over the wire ([`registry_decide`]), one node on
+//! loopback: `registry_decide_single`, `_concurrent` (16 callers) and
+//! `_batched` (100 a call), each in decisions/s with p50/p99 per call
+//! (target p99 at most 5 ms: no reply waits for a delayed acknowledgement);
+//! `registry_decide_batched_as_of`: the same batches for a past moment as
+//! of an older revision, ratio to `_batched`.
+//!
 //! FHIR message ingest ([`fhir`]): 20 concurrent HTTP clients post a
 //! ~26 KB discharge summary message to an `adapter` of kind `fhir-r4`:
 //! - `fhir_http_raw_reference`: the reference, an in-process HTTP server
@@ -84,7 +91,7 @@
 //! patients' directives imported, the registry's disk and memory, a node
 //! restart, and a hub's copy of all of it.
 //!
-//! `LHCIE_BENCH_ONLY=raw|grpc|amqp|latency|observed|decisions|hl7|mllp|fhir|registry` runs one
+//! `LHCIE_BENCH_ONLY=raw|grpc|amqp|latency|observed|decisions|hl7|mllp|fhir|registry|registry-decide` runs one
 //! part; `LHCIE_BENCH_COUNT` sets the messages per hub throughput run
 //! (40,000), `LHCIE_BENCH_MLLP_CONNECTIONS` the MLLP connections (50;
 //! other values for diagnosis only); `LHCIE_BENCH_VERBOSE=1` prints more.
@@ -100,6 +107,7 @@ mod hub;
 mod mllp;
 mod observed;
 mod registry;
+mod registry_decide;
 mod scale;
 
 /// Prints one figure.
@@ -166,5 +174,8 @@ async fn main() {
     }
     if runs("registry") {
         registry::run().await;
+    }
+    if runs("registry-decide") {
+        registry_decide::run().await;
     }
 }

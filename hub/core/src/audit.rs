@@ -87,7 +87,7 @@ pub struct AuditRecipient {
     /// written before revisions were recorded): `registry decide
     /// --as-of-revision` with it, at `decided_at`, gives this decision
     /// again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub registry_revision: Option<u64>,
 }
 

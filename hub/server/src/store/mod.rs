@@ -47,6 +47,54 @@ pub enum StoreError {
     /// The flusher stopped.
     #[error("store: the flusher has stopped")]
     FlusherStopped,
+    /// The folder holds a store another version of the hub wrote.
+    #[error(
+        "store: written in format {found}, and this hub reads format {expected}: keep the \
+         old store for the audit (an older hub reads it) and start this one with a new \
+         [store] path, after the old hub has drained what it held"
+    )]
+    Format {
+        /// The format found (1 for stores from before formats were recorded).
+        found: u32,
+        /// The format this build reads and writes.
+        expected: u32,
+    },
+}
+
+/// The format of the records this build writes (postcard, which is not
+/// self-describing: raise it whenever a stored type changes shape).
+/// History: 1, round 1 and the zero-trust work; 2, each audit recipient
+/// records the registry revision it was decided from.
+pub const STORE_FORMAT: u32 = 2;
+
+/// Where the format is kept.
+const FORMAT_KEY: &[u8] = b"lhcie-store-format";
+
+/// Refuses a store written in another format; records the format in a new
+/// one.
+fn check_format(db: &sled::Db) -> Result<(), StoreError> {
+    let found = match db.get(FORMAT_KEY)? {
+        Some(value) => value
+            .as_ref()
+            .try_into()
+            .map(u32::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt("the store's format marker".into()))?,
+        // A new store has nothing but sled's default tree, empty.
+        None if db.tree_names().len() == 1 && db.is_empty() => {
+            db.insert(FORMAT_KEY, &STORE_FORMAT.to_be_bytes())?;
+            db.flush()?;
+            STORE_FORMAT
+        }
+        None => 1,
+    };
+    if found == STORE_FORMAT {
+        Ok(())
+    } else {
+        Err(StoreError::Format {
+            found,
+            expected: STORE_FORMAT,
+        })
+    }
 }
 
 pub mod dead_letters;
@@ -112,6 +160,7 @@ impl Store {
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(None)
             .open()?;
+        check_format(&db)?;
         let commit = Arc::new(
             GroupCommit::start(db.clone())
                 .map_err(|e| StoreError::Corrupt(format!("cannot start the flusher: {e}")))?,
@@ -272,6 +321,34 @@ mod tests {
     }
 
     const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+    #[tokio::test]
+    async fn a_store_of_another_format_is_refused_and_a_new_one_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path().join("old")).unwrap();
+            db.open_tree("decisions")
+                .unwrap()
+                .insert(b"k", b"v")
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let refused = Store::open(&dir.path().join("old"), WEEK).err();
+        assert!(
+            matches!(
+                refused,
+                Some(StoreError::Format {
+                    found: 1,
+                    expected: STORE_FORMAT
+                })
+            ),
+            "{refused:?}"
+        );
+        let store = Store::open(&dir.path().join("new"), WEEK).unwrap();
+        store.close().await.unwrap();
+        drop(store);
+        Store::open(&dir.path().join("new"), WEEK).expect("reopens");
+    }
 
     #[tokio::test]
     async fn answers_are_remembered_per_submitter_and_survive_reopening() {

@@ -192,7 +192,7 @@ pub fn decide<'i>(
 
 /// [`decide`] for a moment that may be past, from the record kept for
 /// ever: the patient's directives as every change left them
-/// (`directive_states`, oldest first; see [`as_they_stood`]) and the
+/// (`directive_states`, oldest first; see [`as_they_stood`](crate::as_they_stood)) and the
 /// agreements with their dated facts. With `known_at`, only what the
 /// registry held at that moment counts: the decision a copy of that age
 /// made. Later changes never alter the answer for a moment before them.

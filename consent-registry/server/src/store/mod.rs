@@ -28,6 +28,7 @@ mod apply;
 mod codec;
 mod flusher;
 mod log;
+mod migrate;
 mod reads;
 mod snapshot;
 mod state_machine;
@@ -183,7 +184,7 @@ pub async fn open(
         clocks: db.open_tree("clocks")?,
         db,
     };
-    check_format(&trees)?;
+    check_format(&trees, &snapshot_dir)?;
     let registry = Arc::new(Registry {
         agreements: RwLock::new(BTreeMap::new()),
         revision: watch::Sender::new(0),
@@ -201,9 +202,9 @@ pub async fn open(
     Ok((log, state_machine, registry))
 }
 
-/// Refuses a store written in another format; records the format in a
-/// new one.
-fn check_format(trees: &Trees) -> Result<(), StoreFailure> {
+/// Upgrades a format-1 store ([`migrate`]); refuses one written in any
+/// other format; records the format in a new one.
+fn check_format(trees: &Trees, snapshot_dir: &Path) -> Result<(), StoreFailure> {
     let found = match trees.meta.get(meta_keys::FORMAT)? {
         Some(value) => codec::decode::<u32>(&value)?,
         None if trees.raft_log.is_empty() && trees.meta.is_empty() => {
@@ -215,6 +216,15 @@ fn check_format(trees: &Trees) -> Result<(), StoreFailure> {
         }
         None => 1,
     };
+    if found == 1 {
+        migrate::from_format_1(trees, snapshot_dir)?;
+        trees
+            .meta
+            .insert(meta_keys::FORMAT, codec::encode(&STORE_FORMAT)?)?;
+        trees.meta.flush()?;
+        tracing::info!(from = 1, to = STORE_FORMAT, "store upgraded");
+        return Ok(());
+    }
     if found == STORE_FORMAT {
         Ok(())
     } else {

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use lhcie_consent::{
     CarerGrant, Command, CommandError, Directive, DirectiveRule, DirectiveSource, IsaParty,
-    IsaTerms, Proposal,
+    IsaTerms, Proposal, StatusNote,
 };
 use lhcie_model::{Category, NhsNumber, OdsCode, PurposeOfUse};
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
@@ -525,32 +525,135 @@ fn an_oversize_snapshot_record_is_refused_before_it_is_allocated() {
     assert!(error.to_string().contains("bytes; the limit is"), "{error}");
 }
 
-#[tokio::test]
-async fn a_store_of_another_format_is_refused_with_what_to_do() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let (mut log, _sm, registry) = open(dir.path(), StoreOptions::default()).await.unwrap();
-        openraft::storage::RaftLogStorageExt::blocking_append(&mut log, workload(1, 3))
-            .await
-            .unwrap();
-        // As a round-1 registry left it: records, and no format.
-        registry.trees.meta.remove(meta_keys::FORMAT).unwrap();
-        registry.trees.db.flush().unwrap();
-    }
+/// Opens the store in `dir`, waiting out sled's file lock (see `reopen`),
+/// and returns the first answer that is not the lock.
+async fn open_when_free(
+    dir: &std::path::Path,
+) -> Result<(LogStore, StateMachine, Arc<Registry>), StoreFailure> {
     for _ in 0..100 {
-        match open(dir.path(), StoreOptions::default()).await {
-            Err(StoreFailure::Format { found, expected }) => {
-                assert_eq!((found, expected), (1, STORE_FORMAT));
-                let message = StoreFailure::Format { found, expected }.to_string();
-                assert!(message.contains("empty data folder"), "{message}");
-                return;
+        match open(dir, StoreOptions::default()).await {
+            Err(StoreFailure::Sled(_)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
             }
-            Ok(_) => panic!("a store without its format was opened"),
-            // sled's file lock, until the flusher lets go (see `reopen`).
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            other => return other,
         }
     }
-    panic!("the store could not be opened to check its format");
+    open(dir, StoreOptions::default()).await
+}
+
+#[tokio::test]
+async fn a_store_of_an_unknown_format_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_log, _sm, registry) = open(dir.path(), StoreOptions::default()).await.unwrap();
+        registry
+            .trees
+            .meta
+            .insert(meta_keys::FORMAT, codec::encode(&99u32).unwrap())
+            .unwrap();
+        registry.trees.db.flush().unwrap();
+    }
+    match open_when_free(dir.path()).await {
+        Err(StoreFailure::Format { found, expected }) => {
+            assert_eq!((found, expected), (99, STORE_FORMAT));
+            let message = StoreFailure::Format { found, expected }.to_string();
+            assert!(message.contains("empty data folder"), "{message}");
+        }
+        Ok(_) => panic!("a store of an unknown format was opened"),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_round_one_store_is_upgraded_in_place_and_keeps_everything() {
+    use super::migrate::v1;
+    let dir = tempfile::tempdir().unwrap();
+    let old_terms = || v1::Terms {
+        title: "NWL and NCL direct care".into(),
+        parties: vec![
+            IsaParty::Region("NWL".into()),
+            IsaParty::Region("NCL".into()),
+        ],
+        purposes: BTreeSet::from([PurposeOfUse::DirectCare]),
+        categories: BTreeSet::from([Category::DischargeSummary]),
+        legal_basis: "UK GDPR".into(),
+        valid_from: datetime!(2026-01-01 00:00 UTC),
+        valid_until: None,
+        document_reference: None,
+    };
+    let suspension = StatusNote {
+        at: datetime!(2026-03-01 00:00 UTC),
+        by: "ig".into(),
+        reason: "review".into(),
+    };
+    {
+        // As a round-1 registry left its store: records, a log, no format.
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let agreement = v1::Agreement {
+            id: "ISA-1".into(),
+            versions: vec![v1::Version {
+                version: 1,
+                terms: old_terms(),
+                signatures: vec![],
+                drafted_by: "ig".into(),
+                drafted_at: datetime!(2025-12-01 00:00 UTC),
+            }],
+            suspension: Some(suspension.clone()),
+            revocation: None,
+        };
+        db.open_tree("agreements")
+            .unwrap()
+            .insert("ISA-1", codec::encode(&agreement).unwrap())
+            .unwrap();
+        let log_id = openraft::LogId::new(CommittedLeaderId::new(1, 1), 2);
+        let entry = v1::Entry {
+            log_id,
+            payload: v1::Payload::Normal(Box::new(v1::Proposal {
+                command: v1::Command::AmendIsa {
+                    id: "ISA-1".into(),
+                    terms: old_terms(),
+                },
+                by: "ig".into(),
+                at: datetime!(2026-02-01 00:00 UTC),
+            })),
+        };
+        db.open_tree("raft_log")
+            .unwrap()
+            .insert(codec::index_key(2), codec::encode(&entry).unwrap())
+            .unwrap();
+        let applied: v1::Applied = (Some(log_id), openraft::StoredMembership::default());
+        db.open_tree("meta")
+            .unwrap()
+            .insert(meta_keys::APPLIED, codec::encode(&applied).unwrap())
+            .unwrap();
+        db.open_tree("changes")
+            .unwrap()
+            .insert(codec::index_key(2), b"format-1 changes".to_vec())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let (mut log, _sm, registry) = open_when_free(dir.path()).await.expect("upgraded");
+    let agreement = registry.agreement("ISA-1").expect("kept");
+    assert_eq!(agreement.suspensions.len(), 1);
+    assert_eq!(agreement.suspensions[0].suspended, suspension);
+    assert!(agreement.suspensions[0].reinstated.is_none());
+    assert!(!agreement.versions[0].terms.emergency_override);
+    let entries = openraft::RaftLogReader::try_get_log_entries(&mut log, 2..3)
+        .await
+        .unwrap();
+    assert!(matches!(
+        &entries[0].payload,
+        EntryPayload::Normal(p) if matches!(&p.command, Command::AmendIsa { terms, .. } if !terms.emergency_override)
+    ));
+    let applied = registry.applied_record().unwrap();
+    assert_eq!(applied.log_id.map(|id| id.index), Some(2));
+    assert_eq!(applied.clock, None);
+    assert!(
+        matches!(registry.changes_since(1, 100).unwrap(), ChangesSince::Gone),
+        "watchers further behind re-synchronise"
+    );
+    let format = registry.trees.meta.get(meta_keys::FORMAT).unwrap().unwrap();
+    assert_eq!(codec::decode::<u32>(&format).unwrap(), STORE_FORMAT);
 }
 
 #[tokio::test]

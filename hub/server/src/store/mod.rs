@@ -49,9 +49,9 @@ pub enum StoreError {
     FlusherStopped,
     /// The folder holds a store another version of the hub wrote.
     #[error(
-        "store: written in format {found}, and this hub reads format {expected}: keep the \
-         old store for the audit (an older hub reads it) and start this one with a new \
-         [store] path, after the old hub has drained what it held"
+        "store: written in format {found}, and this hub reads format {expected} (and \
+         upgrades format 1): run the hub version that wrote it, or start this one with a \
+         new [store] path and keep the old store for its audit"
     )]
     Format {
         /// The format found (1 for stores from before formats were recorded).
@@ -70,8 +70,8 @@ pub const STORE_FORMAT: u32 = 2;
 /// Where the format is kept.
 const FORMAT_KEY: &[u8] = b"lhcie-store-format";
 
-/// Refuses a store written in another format; records the format in a new
-/// one.
+/// Upgrades a format-1 store ([`migrate`]); refuses one of any other
+/// format; records the format in a new one.
 fn check_format(db: &sled::Db) -> Result<(), StoreError> {
     let found = match db.get(FORMAT_KEY)? {
         Some(value) => value
@@ -87,6 +87,13 @@ fn check_format(db: &sled::Db) -> Result<(), StoreError> {
         }
         None => 1,
     };
+    if found == 1 {
+        migrate::from_format_1(db)?;
+        db.insert(FORMAT_KEY, &STORE_FORMAT.to_be_bytes())?;
+        db.flush()?;
+        tracing::info!(from = 1, to = STORE_FORMAT, "store upgraded");
+        return Ok(());
+    }
     if found == STORE_FORMAT {
         Ok(())
     } else {
@@ -99,6 +106,7 @@ fn check_format(db: &sled::Db) -> Result<(), StoreError> {
 
 pub mod dead_letters;
 pub mod emergency;
+mod migrate;
 pub mod retention;
 pub mod search;
 pub mod trace;
@@ -323,31 +331,67 @@ mod tests {
     const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
 
     #[tokio::test]
-    async fn a_store_of_another_format_is_refused_and_a_new_one_reopens() {
+    async fn a_format_one_store_is_upgraded_and_an_unknown_format_refused() {
         let dir = tempfile::tempdir().unwrap();
+        let at = datetime!(2026-11-01 12:00 UTC);
         {
+            // As the hub left its store before formats were recorded.
             let db = sled::open(dir.path().join("old")).unwrap();
+            let old = migrate::v1::Record {
+                message_id: "m1".into(),
+                decided_at: at,
+                submitted_by: "nwl-imperial".into(),
+                ingress: Ingress::Grpc,
+                sender: Some("RYJ".into()),
+                category: None,
+                purpose: None,
+                nhs_number: Some("9434765919".into()),
+                outcome: migrate::v1::Outcome::Routed {
+                    recipients: vec![migrate::v1::Recipient {
+                        recipient: "RAL".into(),
+                        exchange: "ncl-royal-free".into(),
+                        decision: "forwarded".into(),
+                        reason: "implied-consent".into(),
+                        isa: Some(("ISA-1".into(), 1)),
+                        directives: vec![],
+                        obligations: vec![],
+                    }],
+                },
+            };
+            let mut value = nanos(at).to_vec();
+            value = postcard::to_extend(&old, value).unwrap();
+            let key = decision_key("m1", "nwl-imperial");
             db.open_tree("decisions")
                 .unwrap()
-                .insert(b"k", b"v")
+                .insert(key, value)
                 .unwrap();
             db.flush().unwrap();
         }
-        let refused = Store::open(&dir.path().join("old"), WEEK).err();
+        let store = Store::open(&dir.path().join("old"), WEEK).expect("upgraded");
+        let records = store.audit_of_message("m1").unwrap();
+        let AuditOutcome::Routed { recipients } = &records[0].outcome else {
+            panic!("{records:?}");
+        };
+        assert_eq!(recipients[0].reason, "implied-consent");
+        assert_eq!(recipients[0].registry_revision, None);
+        store.close().await.unwrap();
+        drop(store);
+
+        let db = sled::open(dir.path().join("future")).unwrap();
+        db.insert(FORMAT_KEY, &99u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+        drop(db);
+        let refused = Store::open(&dir.path().join("future"), WEEK).err();
         assert!(
             matches!(
                 refused,
                 Some(StoreError::Format {
-                    found: 1,
+                    found: 99,
                     expected: STORE_FORMAT
                 })
             ),
             "{refused:?}"
         );
-        let store = Store::open(&dir.path().join("new"), WEEK).unwrap();
-        store.close().await.unwrap();
-        drop(store);
-        Store::open(&dir.path().join("new"), WEEK).expect("reopens");
     }
 
     #[tokio::test]

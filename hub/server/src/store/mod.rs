@@ -330,13 +330,23 @@ mod tests {
 
     const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
 
+    /// A sled database with no background flusher, so dropping it lets go
+    /// of the folder at once.
+    fn without_flusher(path: &std::path::Path) -> sled::Db {
+        sled::Config::new()
+            .path(path)
+            .flush_every_ms(None)
+            .open()
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn a_format_one_store_is_upgraded_and_an_unknown_format_refused() {
         let dir = tempfile::tempdir().unwrap();
         let at = datetime!(2026-11-01 12:00 UTC);
         {
             // As the hub left its store before formats were recorded.
-            let db = sled::open(dir.path().join("old")).unwrap();
+            let db = without_flusher(&dir.path().join("old"));
             let old = migrate::v1::Record {
                 message_id: "m1".into(),
                 decided_at: at,
@@ -377,7 +387,7 @@ mod tests {
         store.close().await.unwrap();
         drop(store);
 
-        let db = sled::open(dir.path().join("future")).unwrap();
+        let db = without_flusher(&dir.path().join("future"));
         db.insert(FORMAT_KEY, &99u32.to_be_bytes()).unwrap();
         db.flush().unwrap();
         drop(db);

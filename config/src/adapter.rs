@@ -29,6 +29,11 @@
 //! # sender_ods = "RYJ"                # when MSH-4 is not an ODS code
 //! # default_recipients = ["RAL"]      # when MSH-6 is not an ODS code
 //! # notify_to = "127.0.0.1:27102"     # late rejections (ACK messages); default: deliver_to
+//! # [[hl7v2.document_types]]          # TXA-2.1 codes beyond (or replacing) the defaults
+//! # code = "XLET"                     #   (lhcie_hl7v2::document_types); may repeat
+//! # category = "discharge-summary"    # a document category
+//! # snomed = "823691000000103"        # the SNOMED CT record type
+//! # display = "Clinical letter"
 //!
 //! [broker]                           # required when the exchange's uplink = "amqp"
 //! url = "amqp://127.0.0.1:5672/%2f"  # no credentials here; amqps:// unless loopback
@@ -72,6 +77,15 @@
 //! # (plain MLLP, or no client_ca, on a non-loopback listen address needs
 //! #  [hl7v2] allow_plaintext_reason / allow_unauthenticated_reason)
 //!
+//! [hl7v2.limits]                      # optional: the MLLP listener's limits; defaults
+//! max_frame_bytes = 4194304           # shown (crate::mllp_limits); larger: AR, closed
+//! max_connections = 256               # open connections at once; more wait
+//! # max_connections_per_peer = 8      # from one IP address; one more is closed at once
+//! first_byte_timeout_ms = 600000      # a new connection must start a frame within this
+//! idle_timeout_ms = 600000            # silence between frames
+//! byte_timeout_ms = 30000             # silence inside a frame
+//! frame_timeout_ms = 30000            # one whole frame
+//!
 //! [hl7v2.deliver_tls]                 # optional: deliveries and late ACKs over TLS
 //! ca = "pki/local-ca.pem"             # the local system's certificate chains to it
 //! server_name = "epr.example.nhs.uk"  # the name that certificate must carry
@@ -92,7 +106,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lhcie_model::{ExchangeId, OdsCode};
+use lhcie_model::{BodyKind, Category, ExchangeId, OdsCode};
 use serde::Deserialize;
 
 use crate::broker::{is_loopback_host, url_host};
@@ -461,6 +475,10 @@ pub struct Hl7v2Settings {
     /// Recipients when no rule applies and MSH-6 is not an ODS code.
     #[serde(default)]
     pub default_recipients: Vec<OdsCode>,
+    /// TXA-2.1 document types added to the defaults, or replacing the
+    /// default of the same code (`[[hl7v2.document_types]]`).
+    #[serde(default)]
+    pub document_types: Vec<Hl7v2DocumentType>,
     /// The local system's MLLP endpoint (`host:port`) for rejections the
     /// hub gives after the message was answered AA, each sent as an ACK
     /// message of its own. `None`: the exchange's `deliver_to`.
@@ -469,6 +487,11 @@ pub struct Hl7v2Settings {
     /// TLS on the MLLP listener (`[hl7v2.tls]`); plain TCP if absent.
     #[serde(default)]
     pub tls: Option<MllpListenTls>,
+    /// The MLLP listener's limits (`[hl7v2.limits]`: frame size,
+    /// connections in total and per peer address, timeouts); the former
+    /// fixed values by default. See [`crate::mllp_limits`].
+    #[serde(default)]
+    pub limits: crate::MllpLimits,
     /// TLS towards the local system (`[hl7v2.deliver_tls]`), for
     /// deliveries and late acknowledgements; plain TCP if absent.
     #[serde(default)]
@@ -483,6 +506,57 @@ pub struct Hl7v2Settings {
     /// `[hl7v2.tls] client_ca`.
     #[serde(default)]
     pub allow_unauthenticated_reason: Option<String>,
+}
+
+/// `[[hl7v2.document_types]]`: one TXA-2.1 code and what it means.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Hl7v2DocumentType {
+    /// TXA-2.1 (HL7 table 0270 or a local code), compared without regard
+    /// to case: 1 to 20 letters, digits, `-` or `_`.
+    pub code: String,
+    /// The canonical category: a document category (`discharge-summary`,
+    /// `repatriation-request`, `cancer-document`, `end-of-life-care-plan`).
+    pub category: Category,
+    /// The SNOMED CT record type (a concept id: 6 to 18 digits).
+    pub snomed: String,
+    /// Its display, e.g. `Clinical letter`.
+    pub display: String,
+}
+
+/// `[[hl7v2.document_types]]`: well-formed, each code once, document
+/// categories only.
+fn check_document_types(types: &[Hl7v2DocumentType], problems: &mut Problems) {
+    for (i, t) in types.iter().enumerate() {
+        let key = |field: &str| format!("hl7v2.document_types[{i}].{field}");
+        let code_ok = (1..=20).contains(&t.code.len())
+            && t.code
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !code_ok {
+            problems.add(key("code"), "must be 1 to 20 letters, digits, - or _");
+        } else if types[..i]
+            .iter()
+            .any(|o| o.code.eq_ignore_ascii_case(&t.code))
+        {
+            problems.add(key("code"), format!("{} is given twice", t.code));
+        }
+        if t.category.body_kind() != BodyKind::Document {
+            problems.add(
+                key("category"),
+                format!("{} is not a document category", t.category),
+            );
+        }
+        if !((6..=18).contains(&t.snomed.len()) && t.snomed.bytes().all(|b| b.is_ascii_digit())) {
+            problems.add(
+                key("snomed"),
+                "must be a SNOMED CT concept id (6 to 18 digits)",
+            );
+        }
+        if t.display.trim().is_empty() {
+            problems.add(key("display"), "must not be empty");
+        }
+    }
 }
 
 /// TLS on a listener towards the local systems (MLLP `[hl7v2.tls]`, FHIR
@@ -525,8 +599,10 @@ impl Default for Hl7v2Settings {
             delivery_retry_max_ms: default_delivery_retry_max_ms(),
             sender_ods: None,
             default_recipients: Vec::new(),
+            document_types: Vec::new(),
             notify_to: None,
             tls: None,
+            limits: crate::MllpLimits::default(),
             deliver_tls: None,
             allow_plaintext_reason: None,
             allow_unauthenticated_reason: None,
@@ -666,6 +742,8 @@ impl AdapterSettings {
             );
         }
         check_mllp_tls(settings, &mut problems);
+        settings.limits.check("hl7v2.limits", &mut problems);
+        check_document_types(&settings.document_types, &mut problems);
         check_fhir(&config.fhir, &mut problems);
         let exchange = topology.exchange(&config.exchange).cloned();
         match &exchange {
@@ -1208,6 +1286,72 @@ delivery_retry_max_ms = 1
     fn the_sender_default_must_belong_to_the_exchange() {
         let error = load(&format!("{BASE}{TLS}[hl7v2]\nsender_ods = \"RAL\"\n")).unwrap_err();
         assert_eq!(error.problems[0].key, "hl7v2.sender_ods", "{error}");
+    }
+
+    #[test]
+    fn document_types_are_read_and_checked() {
+        let entry = "[[hl7v2.document_types]]\ncode = \"XLET\"\ncategory = \"discharge-summary\"\nsnomed = \"823691000000103\"\ndisplay = \"Clinical letter\"\n";
+        let settings = load(&format!("{BASE}{TLS}{entry}")).unwrap();
+        assert_eq!(
+            settings.file.hl7v2.document_types,
+            vec![Hl7v2DocumentType {
+                code: "XLET".into(),
+                category: Category::DischargeSummary,
+                snomed: "823691000000103".into(),
+                display: "Clinical letter".into(),
+            }]
+        );
+        let bad = "[[hl7v2.document_types]]\ncode = \"X|Y\"\ncategory = \"result\"\nsnomed = \"12\"\ndisplay = \" \"\n";
+        let error = load(&format!("{BASE}{TLS}{bad}")).unwrap_err();
+        let keys: Vec<_> = error.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "hl7v2.document_types[0].code",
+                "hl7v2.document_types[0].category",
+                "hl7v2.document_types[0].snomed",
+                "hl7v2.document_types[0].display"
+            ],
+            "{error}"
+        );
+        let twice = load(&format!(
+            "{BASE}{TLS}{entry}{}",
+            entry.replace("XLET", "xlet")
+        ))
+        .unwrap_err();
+        assert_eq!(
+            twice.problems[0].key, "hl7v2.document_types[1].code",
+            "{twice}"
+        );
+    }
+
+    #[test]
+    fn mllp_limits_are_read_from_their_table_and_checked_with_their_keys() {
+        let settings = load(&format!(
+            "{BASE}{TLS}[hl7v2.limits]\nmax_frame_bytes = 1048576\nmax_connections_per_peer = 4\n"
+        ))
+        .unwrap();
+        let limits = settings.file.hl7v2.limits;
+        assert_eq!(limits.max_frame_bytes, 1_048_576);
+        assert_eq!(limits.max_connections_per_peer, Some(4));
+        assert_eq!(limits.max_connections, 256);
+        let error = load(&format!(
+            "{BASE}{TLS}[hl7v2.limits]\nmax_connections = 0\nidle_timeout_ms = 0\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            keys(&error),
+            [
+                "hl7v2.limits.max_connections",
+                "hl7v2.limits.idle_timeout_ms"
+            ],
+            "{error}"
+        );
+        let error = load(&format!("{BASE}{TLS}[hl7v2.limits]\nmax_frame = 1\n")).unwrap_err();
+        assert!(
+            error.problems[0].message.contains("unknown field"),
+            "{error}"
+        );
     }
 
     #[test]

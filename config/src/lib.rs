@@ -26,6 +26,7 @@ pub mod adapter;
 pub mod broker;
 pub mod error;
 pub mod hub;
+pub mod mllp_limits;
 pub mod ods;
 pub mod policy;
 pub mod registry;
@@ -34,11 +35,13 @@ pub mod topology;
 
 pub use adapter::{
     AdapterBrokerConfig, AdapterFile, AdapterSettings, BrokerCredentialsFile, FhirDeliverTls,
-    FhirSettings, Hl7v2Settings, ListenTls, MllpDeliverTls, MllpListenTls, inbound_tokens,
+    FhirSettings, Hl7v2DocumentType, Hl7v2Settings, ListenTls, MllpDeliverTls, MllpListenTls,
+    inbound_tokens,
 };
 pub use broker::{BrokerConfig, is_loopback_host};
 pub use error::{ConfigError, Problem};
 pub use hub::{DashboardConfig, HubConfig, RetentionConfig};
+pub use mllp_limits::MllpLimits;
 pub use ods::{OdsRegister, Organisation};
 pub use policy::PolicyConfig;
 pub use registry::{

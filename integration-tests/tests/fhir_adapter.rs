@@ -212,6 +212,84 @@ fn field_of(message: &str, segment: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// A synthetic `MDM^T02` letter from RYJ to RAL with TXA-2.1 `txa_type`.
+fn mdm_letter(control_id: &str, txa_type: &str) -> String {
+    format!(
+        "MSH|^~\\&|EPR|RYJ|EPR|RAL|202601011200||MDM^T02^MDM_T02|{control_id}|P|2.4|1||||GBR|UNICODE|EN||iTKv1.0\r\
+         EVN|T02|202601011200\r\
+         PID|1||3333333333^^^NHS^NH~RYJ123^^^RYJ^MR||SMITH^ANNA||19700101|F\r\
+         PV1|1|O\r\
+         TXA|1|{txa_type}|TX|202601011100|C1234567^JONES^MARY|||||||{control_id}-DOC|||||AU\r\
+         OBX|1|TX|LETTER^Letter text||Seen today. Plan agreed.||||||F\r"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clinic_operation_and_ed_letters_reach_a_fhir_trust_with_their_document_type() {
+    with_env(TestEnv::new("hl7-letters-to-fhir"), |env| async move {
+        let (mllp_listen, mllp_local, fhir_listen) = (free_port(), free_port(), free_port());
+        let royal_free = FhirSystem::start(&env, "royal-free", "ok");
+        use_hl7v2_adapter(&env, SENDER, mllp_listen, mllp_local);
+        use_fhir_adapter(&env, RECEIVER, fhir_listen, &royal_free.base());
+        let hub = HubProcess::start(&env).await;
+        let options = AdapterOptions::default();
+        let mut sending = AdapterProcess::start(&env, SENDER, mllp_listen, &options).await;
+        let mut receiving = AdapterProcess::start(&env, RECEIVER, fhir_listen, &options).await;
+        let logs = || {
+            format!(
+                "--- HL7 adapter\n{}\n--- FHIR adapter\n{}\n--- hub\n{}",
+                sending.log(),
+                receiving.log(),
+                hub.log()
+            )
+        };
+        // TXA-2.1 → the SNOMED CT type (lhcie_hl7v2::document_types).
+        let letters = [
+            ("LET0001", "CN", "823691000000103"),
+            ("LET0002", "OP", "371526002"),
+            ("LET0003", "ED", "371534008"),
+        ];
+        let files: Vec<PathBuf> = letters
+            .iter()
+            .map(|(id, txa, _)| {
+                let file = env.dir().join(format!("{id}.hl7"));
+                std::fs::write(&file, mdm_letter(id, txa)).unwrap();
+                file
+            })
+            .collect();
+        let output = Command::new(python())
+            .arg(repository().join("integration-tests/python/mllp_client.py"))
+            .args(["--port", &mllp_listen.to_string()])
+            .args(&files)
+            .output()
+            .unwrap();
+        let acks = String::from_utf8_lossy(&output.stdout).into_owned();
+        for (id, _, _) in &letters {
+            assert!(acks.contains(&format!(" AA {id} ")), "{acks}\n{}", logs());
+        }
+
+        let received = royal_free.wait_for(letters.len(), logs).await;
+        let mut codes = Vec::new();
+        for bundle in &received {
+            assert_eq!(bundle.verdict, "valid", "{}", bundle.body);
+            assert_eq!(bundle.body["type"], "message");
+            let compositions = resources(&bundle.body, "Composition");
+            assert_eq!(compositions.len(), 1, "{}", bundle.body);
+            let coding = &compositions[0]["type"]["coding"][0];
+            assert_eq!(coding["system"], "http://snomed.info/sct");
+            codes.push(coding["code"].as_str().unwrap_or_default().to_owned());
+        }
+        codes.sort();
+        let mut expected: Vec<String> = letters.iter().map(|(_, _, c)| (*c).to_owned()).collect();
+        expected.sort();
+        assert_eq!(codes, expected, "{}", logs());
+        assert!(!logs().contains("3333333333"), "an NHS number was logged");
+        assert!(sending.stop().await, "{}", sending.log());
+        assert!(receiving.stop().await, "{}", receiving.log());
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fhir_discharge_summary_reaches_an_hl7v2_trust_as_mdm_with_its_pdf() {
     with_env(TestEnv::new("fhir-to-hl7"), |env| async move {

@@ -67,6 +67,22 @@ fn adt_a01(control_id: &str, nhs: &str, message_type: &str) -> Vec<u8> {
 
 const NHS: &str = "3333333333";
 
+/// An `MDM^T02` letter from Imperial (RYJ) to the Royal Free (RAL): TXA-2
+/// `txa_type` (HL7 table 0270: `CN` clinic letter, `OP` operation note,
+/// `ED` emergency department letter), control id `control_id`, the text
+/// in one OBX. Written here (synthetic), in the ITK header of `adt_a01`.
+fn mdm_letter(control_id: &str, txa_type: &str, title: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|EPR|RYJ|EPR|RAL|202601011200||MDM^T02^MDM_T02|{control_id}|P|2.4|1||||GBR|UNICODE|EN||iTKv1.0\r\
+         EVN|T02|202601011200\r\
+         PID|1||{NHS}^^^NHS^NH~RYJ123^^^RYJ^MR||SMITH^ANNA||19700101|F\r\
+         PV1|1|O\r\
+         TXA|1|{txa_type}^{title}|TX|202601011100|C1234567^JONES^MARY|||||||{control_id}-DOC|||||AU\r\
+         OBX|1|TX|LETTER^Letter text||Seen in clinic today. Plan agreed.||||||F\r"
+    )
+    .into_bytes()
+}
+
 struct Setup {
     hub: HubProcess,
     sender: AdapterProcess,
@@ -173,6 +189,49 @@ async fn hl7v2_travels_unchanged_between_independent_mllp_systems() {
         );
         let logs = setup.logs();
         assert!(!logs.contains(NHS), "an NHS number was logged");
+        setup.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clinic_operation_and_ed_letters_arrive_at_an_hl7_trust_byte_for_byte() {
+    with_env(TestEnv::new("hl7v2-letters"), |env| async move {
+        let setup = Setup::start(&env).await;
+        let letters: Vec<Vec<u8>> = [
+            ("LET0001", "CN", "Clinic letter"),
+            ("LET0002", "OP", "Operation note"),
+            ("LET0003", "ED", "Emergency department letter"),
+        ]
+        .iter()
+        .map(|(id, txa, title)| mdm_letter(id, txa, title))
+        .collect();
+        // Not mapped and not configured: AE 103 at TXA-2.1, not forwarded.
+        let unknown = mdm_letter("LET0004", "XLET", "Local letter");
+        let mut all = letters.clone();
+        all.push(unknown);
+        let acks = send_with_python(&env, setup.sender_port, &all);
+        for ack in &acks[..3] {
+            assert_eq!(ack.msa1, "AA", "{acks:?}\n{}", setup.logs());
+        }
+        assert_eq!(acks[3].msa1, "AE", "{acks:?}");
+        assert!(acks[3].err2.starts_with("TXA^1^2"), "{acks:?}");
+        assert_eq!(acks[3].err3, "103", "{acks:?}");
+        setup
+            .system
+            .wait_for(3, Duration::from_secs(20), || setup.logs())
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let received = setup.system.received();
+        assert_eq!(received.len(), 3, "{}", setup.logs());
+        for letter in &letters {
+            assert_eq!(
+                received.iter().filter(|r| *r == letter).count(),
+                1,
+                "a letter did not arrive byte for byte, once"
+            );
+        }
+        assert!(!setup.logs().contains(NHS), "an NHS number was logged");
         setup.stop().await;
     })
     .await;
@@ -439,7 +498,17 @@ async fn over_the_amqp_uplink_messages_travel_and_negative_acks_come_back_as_hl7
         let [not_permitted, rejected] = &notified[..] else {
             panic!("{notified:?}");
         };
-        assert_eq!(field_of(not_permitted, "MSA", 1), "AR", "{not_permitted:?}");
+        // AE with the local NOTPERMITTED code: final, not to be resent
+        // (AR 207 would read as a transient fault).
+        assert_eq!(field_of(not_permitted, "MSA", 1), "AE", "{not_permitted:?}");
+        assert!(
+            field_of(not_permitted, "ERR", 3).starts_with("NOTPERMITTED^"),
+            "{not_permitted:?}"
+        );
+        assert!(
+            field_of(not_permitted, "ERR", 8).ends_with("; do not resend"),
+            "{not_permitted:?}"
+        );
         assert_eq!(field_of(not_permitted, "MSA", 2), "AMQP0002");
         assert_eq!(field_of(not_permitted, "MSH", 5), "PAS");
         assert_eq!(field_of(not_permitted, "MSH", 6), "RYJ");
@@ -506,6 +575,168 @@ async fn a_plain_listener_on_a_non_loopback_address_stops_the_adapter_at_start_u
         let log = adapter.log();
         assert!(log.contains("PLAIN TEXT on a non-loopback address"), "{log}");
         assert!(log.contains("test network, no route out"), "{log}");
+        assert!(adapter.stop().await, "{}", adapter.log());
+    })
+    .await;
+}
+
+/// Reads from `stream` until the adapter closes it (or 5 s pass).
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the adapter did not close the connection");
+    got
+}
+
+/// `message` in an MLLP frame.
+fn framed(message: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x0b];
+    frame.extend_from_slice(message);
+    frame.extend_from_slice(b"\x1c\x0d");
+    frame
+}
+
+/// A connection from 127.0.0.1 on which an ADT with `control_id` was
+/// answered AA (so the listener counts it); tries again for up to 5 s.
+async fn held_connection(port: u16, control_id: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut stream = connect_from([127, 0, 0, 1], port).await;
+        let frame = framed(&adt_a01(control_id, NHS, "ADT^A01^ADT_A01"));
+        let mut answer = Vec::new();
+        if stream.write_all(&frame).await.is_ok() {
+            let mut buf = [0u8; 1024];
+            while !answer.contains(&0x1c) {
+                match tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+        }
+        if String::from_utf8_lossy(&answer).contains(&format!("MSA|AA|{control_id}")) {
+            return stream;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no connection from 127.0.0.1 was served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A connection to the adapter's listener from the local address `from`.
+async fn connect_from(from: [u8; 4], port: u16) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((from, 0).into()).unwrap();
+    socket.connect(([127, 0, 0, 1], port).into()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_frame_gets_ar_with_the_limit_and_one_peer_cannot_take_every_slot() {
+    use lhcie_integration_tests::prometheus::{scrape, value};
+    use tokio::io::AsyncWriteExt;
+    with_env(TestEnv::new("hl7v2-limits"), |env| async move {
+        let sender = Ports::free();
+        let receiver = Ports::free();
+        use_hl7v2_adapters(&env, sender, receiver);
+        let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+        // No hub needed: with ack_wait_ms = 0 a stored message is answered AA.
+        let options = AdapterOptions {
+            ack_wait_ms: 0,
+            extra_tables: "[hl7v2.limits]\nmax_frame_bytes = 65536\nmax_connections_per_peer = 2\n"
+                .into(),
+            ..AdapterOptions::default()
+        };
+        let mut adapter = AdapterProcess::start_with_metrics(
+            &env,
+            SENDER,
+            sender.listen,
+            &options,
+            Some(metrics),
+        )
+        .await;
+
+        // A document with a 256 KiB attachment, over the 64 KiB set: python-hl7's
+        // client gets AR, addressed to its message, with the local code.
+        let mut big = adt_a01("BIG0001", NHS, "ADT^A01^ADT_A01");
+        big.extend_from_slice(b"OBX|1|ED|PDF^Letter||^AP^PDF^Base64^");
+        big.extend(std::iter::repeat_n(b'A', 256 * 1024));
+        big.extend_from_slice(b"||||||F\r");
+        let acks = send_with_python(&env, sender.listen, std::slice::from_ref(&big));
+        assert_eq!(
+            (
+                acks[0].msa1.as_str(),
+                acks[0].msa2.as_str(),
+                acks[0].err3.as_str()
+            ),
+            ("AR", "BIG0001", "MSGTOOLARGE"),
+            "{acks:?}\n{}",
+            adapter.log()
+        );
+        // The answer names the limit, and the connection is closed after it.
+        let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", sender.listen))
+            .await
+            .unwrap();
+        raw.write_all(&framed(&big)).await.unwrap();
+        let answer = String::from_utf8(read_until_closed(&mut raw).await).unwrap();
+        assert!(
+            answer.contains("MSA|AR|BIG0001|Message too large: the maximum is 65536 bytes"),
+            "{answer:?}"
+        );
+        assert!(!answer.contains(NHS), "patient data in the answer");
+
+        // Two connections from 127.0.0.1, each answered (so each holds a
+        // slot; the earlier connections' slots may take a moment to be
+        // given back, hence the retries)...
+        let refused = |samples: &[lhcie_integration_tests::prometheus::Sample]| {
+            value(
+                samples,
+                "lhcie_adapter_mllp_connections_refused_total",
+                &[("exchange", SENDER), ("reason", "per-peer-limit")],
+            )
+        };
+        let mut held = Vec::new();
+        for n in 1..=2 {
+            held.push(held_connection(sender.listen, &format!("HELD000{n}")).await);
+        }
+        // ...are its limit: a third from there is closed at once, unanswered...
+        let before = refused(&scrape(metrics).await);
+        let mut third = connect_from([127, 0, 0, 1], sender.listen).await;
+        let message = framed(&adt_a01("PEER0001", NHS, "ADT^A01^ADT_A01"));
+        let _ = third.write_all(&message).await;
+        assert_eq!(
+            read_until_closed(&mut third).await,
+            b"",
+            "answered beyond the limit"
+        );
+        // ...while another sending system (127.0.0.2) still gets in.
+        let mut other = connect_from([127, 0, 0, 2], sender.listen).await;
+        other.write_all(&message).await.unwrap();
+        other.shutdown().await.unwrap();
+        let answer = String::from_utf8(read_until_closed(&mut other).await).unwrap();
+        assert!(
+            answer.contains("MSA|AA|PEER0001"),
+            "{answer:?}\n{}",
+            adapter.log()
+        );
+        drop(held);
+
+        let samples = scrape(metrics).await;
+        assert_eq!(refused(&samples) - before, 1.0);
+        let exchange = ("exchange", SENDER);
+        assert_eq!(
+            value(
+                &samples,
+                "lhcie_adapter_mllp_frames_too_large_total",
+                &[exchange]
+            ),
+            2.0
+        );
+        let log = adapter.log();
+        assert!(log.contains("MLLP connection refused"), "{log}");
+        assert!(!log.contains(NHS), "an NHS number was logged");
         assert!(adapter.stop().await, "{}", adapter.log());
     })
     .await;

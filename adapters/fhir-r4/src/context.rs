@@ -17,17 +17,64 @@ pub struct DocumentTypeMapping {
     pub category: Category,
 }
 
-/// The document types known without configuration: SNOMED CT 373942005
-/// "Discharge summary".
+/// The document types known without configuration: the SNOMED CT types of
+/// `lhcie-hl7v2`'s table (`lhcie_hl7v2::document_types`), each code once
+/// (where that table has a code twice, `TS`'s repatriation request wins);
+/// a test in `lhcie-adapter` keeps the two in step.
 pub fn default_document_types() -> Vec<DocumentTypeMapping> {
-    vec![DocumentTypeMapping {
-        document_type: Coding {
-            system: SNOMED_CT_SYSTEM.into(),
-            code: "373942005".into(),
-            display: Some("Discharge summary".into()),
-        },
-        category: Category::DischargeSummary,
-    }]
+    const DEFAULTS: [(&str, &str, Category); 12] = [
+        ("373942005", "Discharge summary", Category::DischargeSummary),
+        ("3457005", "Patient referral", Category::RepatriationRequest),
+        (
+            "823691000000103",
+            "Clinical letter",
+            Category::DischargeSummary,
+        ),
+        ("371526002", "Operative report", Category::DischargeSummary),
+        ("371534008", "Summary report", Category::DischargeSummary),
+        (
+            "371529009",
+            "History and physical report",
+            Category::DischargeSummary,
+        ),
+        ("371532007", "Progress report", Category::DischargeSummary),
+        (
+            "371525003",
+            "Clinical procedure report",
+            Category::DischargeSummary,
+        ),
+        (
+            "721981007",
+            "Diagnostic studies report",
+            Category::DischargeSummary,
+        ),
+        (
+            "371530004",
+            "Clinical consultation report",
+            Category::CancerDocument,
+        ),
+        (
+            "371531000",
+            "Report of clinical encounter",
+            Category::CancerDocument,
+        ),
+        (
+            "736373009",
+            "End of life care plan",
+            Category::EndOfLifeCarePlan,
+        ),
+    ];
+    DEFAULTS
+        .iter()
+        .map(|(code, display, category)| DocumentTypeMapping {
+            document_type: Coding {
+                system: SNOMED_CT_SYSTEM.into(),
+                code: (*code).into(),
+                display: Some((*display).into()),
+            },
+            category: *category,
+        })
+        .collect()
 }
 
 /// What reading needs from outside.

@@ -13,8 +13,12 @@
 //!   field ^ code&text&HL70357.
 //! - ERR-2 (ERL): segment ^ sequence ^ field ^ field repetition ^
 //!   component.
-//! - ERR-3 (CWE): code ^ text ^ HL70357.
+//! - ERR-3 (CWE): code ^ text ^ HL70357 (for a policy refusal the local
+//!   `NOTPERMITTED` ^ text ^ `99LHCIE`: table 0357 has no such code).
 //! - ERR-4: severity `E`.
+//! - ERR-8 (user message), where the error has words for the sender
+//!   ([`TranslateError::user_message`]), e.g. which document type is not
+//!   mapped.
 //!
 //! Nothing from the message body is echoed: only header fields (routing),
 //! positions and codes.
@@ -94,8 +98,9 @@ fn timestamp(now: OffsetDateTime) -> String {
 }
 
 fn err_segment(error: &AckError) -> Segment {
-    let code = error.code.number().to_string();
+    let code = error.code.identifier();
     let text = error.code.text();
+    let system = error.code.system();
     let (eld, erl) = match &error.location {
         Some(l) => {
             let seq = l.sequence.to_string();
@@ -106,7 +111,7 @@ fn err_segment(error: &AckError) -> Segment {
                 Component::from_value(l.segment.clone()),
                 Component::from_value(seq.clone()),
                 Component::from_value(field.clone()),
-                Component::new(vec![code.clone(), text.to_owned(), "HL70357".to_owned()]),
+                Component::new(vec![code.clone(), text.to_owned(), system.to_owned()]),
             ])]);
             let mut erl = vec![l.segment.as_str(), seq.as_str()];
             if l.field.is_some() {
@@ -127,14 +132,14 @@ fn err_segment(error: &AckError) -> Segment {
                 Component::from_value(""),
                 Component::from_value(""),
                 Component::from_value(""),
-                Component::new(vec![code.clone(), text.to_owned(), "HL70357".to_owned()]),
+                Component::new(vec![code.clone(), text.to_owned(), system.to_owned()]),
             ])]),
             value(""),
         ),
     };
     segment(
         "ERR",
-        vec![eld, erl, components(&[&code, text, "HL70357"]), value("E")],
+        vec![eld, erl, components(&[&code, text, system]), value("E")],
     )
 }
 
@@ -206,9 +211,26 @@ pub fn build_ack_for_result(
                 crate::translate::Disposition::ContentError => AckCode::Error,
                 crate::translate::Disposition::Refused => AckCode::Reject,
             };
-            build_ack(original, code, &[AckError::from(e)], control_id, now)
+            let ack = build_ack(original, code, &[AckError::from(e)], control_id, now);
+            match &e.user_message {
+                Some(text) => with_err_user_message(ack, text),
+                None => ack,
+            }
         }
     }
+}
+
+/// Sets ERR-8 (user message) of the first ERR segment.
+fn with_err_user_message(ack: Message, text: &str) -> Message {
+    let delimiters = *ack.delimiters();
+    let mut segments: Vec<Segment> = ack.all_segments().to_vec();
+    if let Some(err) = segments.iter_mut().find(|s| s.id() == "ERR") {
+        let mut fields: Vec<Field> = err.fields().to_vec();
+        fields.resize(7, value(""));
+        fields.push(value(text));
+        *err = segment("ERR", fields);
+    }
+    Message::new(delimiters, segments).unwrap_or(ack)
 }
 
 /// What can be read of an MSH that did not parse.

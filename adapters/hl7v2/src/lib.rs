@@ -12,6 +12,8 @@
 //! - [`path`]: `PID-3[2].1` style paths.
 //! - [`batch`]: FHS/BHS … BTS/FTS envelopes.
 //! - [`error`]: errors that say where and what, never the content.
+//! - [`document_types`]: TXA-2 document types ⇄ canonical category and
+//!   SNOMED CT type, one table both directions use.
 //! - [`translate`](mod@translate): HL7 v2 to the canonical model (ADT, ORU, MDM, REF).
 //! - [`ack`]: original-mode acknowledgements (ACK with MSA and ERR).
 //! - [`from_canonical`]: the canonical model to HL7 v2 (MDM, ADT, REF, ORU,
@@ -21,6 +23,7 @@ pub mod ack;
 pub mod batch;
 pub mod charset;
 pub mod delimiters;
+pub mod document_types;
 pub mod error;
 pub mod escape;
 pub mod from_canonical;

@@ -653,6 +653,20 @@ fn acknowledgements_render_as_ack_with_msa_and_err() {
     };
     let m = parse_message(&render_acknowledgement(&bare, None, &ctx).unwrap()).unwrap();
     assert_eq!(m.get("ERR-1.4.1"), Some("207"));
+    // The hub's "not permitted" is final: AE with the local code, not AR.
+    let not_permitted = Acknowledgement {
+        code: Some(lhcie_model::Coding {
+            system: lhcie_model::HUB_RESPONSE_CODE_SYSTEM.into(),
+            code: lhcie_model::hub_response::NOT_PERMITTED.into(),
+            display: None,
+        }),
+        text: Some("recipient RAL: not permitted by information governance policy".into()),
+        ..bare.clone()
+    };
+    let m = parse_message(&render_acknowledgement(&not_permitted, None, &ctx).unwrap()).unwrap();
+    assert_eq!(m.get("MSA-1"), Some("AE"));
+    assert_eq!(m.get("ERR-1.4.1"), Some("NOTPERMITTED"));
+    assert_eq!(m.get("ERR-1.4.3"), Some("99LHCIE"));
     // A positive business acknowledgement's code is carried.
     let known = Acknowledgement::itk(
         refers_to,

@@ -16,8 +16,12 @@
 //! Content longer than the maximum ([`DEFAULT_MAX_FRAME_LEN`] unless
 //! configured) gives [`CodecError::FrameTooLarge`] once; the decoder then
 //! discards the rest of that frame and resynchronises at the next start
-//! block, so the caller may keep using the connection. End of stream inside
-//! a frame gives [`CodecError::TruncatedFrame`].
+//! block, so the caller may keep using the connection. The start of that
+//! frame, up to its first segment separator and at most
+//! [`MAX_HEAD_LEN`] bytes (an HL7 message's MSH), is kept for
+//! [`MllpCodec::take_oversized_head`], so a negative acknowledgement can be
+//! addressed to the message. End of stream inside a frame gives
+//! [`CodecError::TruncatedFrame`].
 //!
 //! Nothing here logs message content: it is patient data.
 
@@ -38,6 +42,11 @@ pub const CARRIAGE_RETURN: u8 = 0x0D;
 /// 1 MiB; 4 MiB accepts those while bounding the memory one connection can
 /// hold.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 4 * 1024 * 1024;
+
+/// The most bytes kept of an oversized frame's first segment (its MSH);
+/// a longer first segment is not kept at all (a cut MSH could misaddress
+/// the answer).
+pub const MAX_HEAD_LEN: usize = 4096;
 
 /// What can go wrong while framing or unframing MLLP.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +101,8 @@ pub struct MllpCodec {
     /// A frame has just ended at `0x1C`; one `0x0D` next is its trailer.
     expect_trailer: bool,
     skipped: u64,
+    /// The first segment of the last oversized frame, until taken.
+    oversized_head: Option<Bytes>,
 }
 
 impl Default for MllpCodec {
@@ -115,6 +126,7 @@ impl MllpCodec {
             scanned: 0,
             expect_trailer: false,
             skipped: 0,
+            oversized_head: None,
         }
     }
 
@@ -133,6 +145,32 @@ impl MllpCodec {
     /// complete (including an oversized frame being discarded).
     pub fn in_frame(&self) -> bool {
         self.state != State::Outside
+    }
+
+    /// Whether the decoder is discarding the rest of an oversized frame
+    /// (after [`CodecError::FrameTooLarge`], until its end block).
+    pub fn is_discarding(&self) -> bool {
+        self.state == State::Discarding
+    }
+
+    /// The first segment of the last oversized frame (from after the start
+    /// block to the first CR or LF, or to the end of the content), if it
+    /// was at most [`MAX_HEAD_LEN`] bytes; empty otherwise. Taken once per
+    /// [`CodecError::FrameTooLarge`].
+    pub fn take_oversized_head(&mut self) -> Option<Bytes> {
+        self.oversized_head.take()
+    }
+
+    /// Keeps the first segment of an oversized frame whose known content
+    /// is `content` (`complete`: the whole content, ended by the end block).
+    fn keep_head(&mut self, content: &[u8], complete: bool) {
+        let window = &content[..content.len().min(MAX_HEAD_LEN)];
+        let head = match window.iter().position(|&b| b == b'\r' || b == b'\n') {
+            Some(end) => &window[..end],
+            None if complete && content.len() <= MAX_HEAD_LEN => content,
+            None => &[],
+        };
+        self.oversized_head = Some(Bytes::copy_from_slice(head));
     }
 
     fn skip(&mut self, n: usize, what: &'static str) {
@@ -201,6 +239,7 @@ impl Decoder for MllpCodec {
                             self.expect_trailer = true;
                             self.scanned = 0;
                             if end > self.max_frame_len {
+                                self.keep_head(&src[..end], true);
                                 src.advance(end + 1);
                                 return Err(CodecError::FrameTooLarge {
                                     max: self.max_frame_len,
@@ -218,6 +257,7 @@ impl Decoder for MllpCodec {
                             self.scanned = 0;
                         }
                         None if src.len() > self.max_frame_len => {
+                            self.keep_head(src, false);
                             src.clear();
                             self.state = State::Discarding;
                             self.scanned = 0;

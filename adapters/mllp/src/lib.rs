@@ -8,8 +8,10 @@
 //!   bytes between frames) and bounded in frame size;
 //! - [`listener`]: [`MllpListener`], a server that reads frames on many
 //!   concurrent connections and answers each with the acknowledgement its
-//!   [`Handler`] returns, in order, with idle and slow-client timeouts and
-//!   graceful shutdown;
+//!   [`Handler`] returns, in order, with first-byte, idle, between-byte and
+//!   slow-client timeouts, a connection limit in total and per peer address,
+//!   a negative acknowledgement for an oversized frame, and graceful
+//!   shutdown;
 //! - [`sender`]: [`MllpSender`], a client delivering messages one at a time
 //!   over one reused connection and waiting for each acknowledgement, with
 //!   bounded reconnection.
@@ -23,5 +25,5 @@ pub mod listener;
 pub mod sender;
 
 pub use codec::{CodecError, DEFAULT_MAX_FRAME_LEN, MllpCodec};
-pub use listener::{Handler, ListenerConfig, MllpListener, PeerInfo};
+pub use listener::{Handler, ListenerConfig, MllpListener, PeerInfo, Refusal};
 pub use sender::{MllpSender, SendError, SenderConfig};

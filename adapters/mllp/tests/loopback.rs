@@ -1,5 +1,7 @@
 //! Listener and sender over loopback: concurrency, ordering, timeouts,
-//! oversize handling, shutdown, reconnection and acknowledgement timeouts.
+//! per-peer limits, first-byte and between-byte timeouts, oversize
+//! handling (answered, then closed), shutdown, reconnection and
+//! acknowledgement timeouts.
 //! Everything binds 127.0.0.1 port 0 and uses short timeouts.
 
 use std::collections::HashSet;
@@ -8,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lhcie_mllp::{ListenerConfig, MllpListener, MllpSender, PeerInfo, SendError, SenderConfig};
+use lhcie_mllp::{
+    Handler, ListenerConfig, MllpListener, MllpSender, PeerInfo, Refusal, SendError, SenderConfig,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -218,11 +222,12 @@ async fn slow_client_is_closed_when_its_frame_is_not_completed_in_time() {
 }
 
 #[tokio::test]
-async fn oversized_frame_gets_no_answer_and_the_connection_stays_usable() {
+async fn oversized_frame_without_an_answer_from_the_handler_closes_the_connection() {
     let config = ListenerConfig {
         max_frame_len: 16,
         ..ListenerConfig::default()
     };
+    // A closure handler has no answer for an oversized frame.
     let (addr, _token, _task) = start(LOOPBACK, config, echo_ack).await;
     let mut client = TcpStream::connect(addr).await.unwrap();
     client.write_all(b"\x0bMSH|").await.unwrap();
@@ -231,10 +236,188 @@ async fn oversized_frame_gets_no_answer_and_the_connection_stays_usable() {
         .write_all(b"\x1c\x0d\x0bsmall\x1c\x0d")
         .await
         .unwrap();
-    // Only the small frame is answered.
-    assert_eq!(read_exact(&mut client, 12).await, b"\x0bACK|small\x1c\x0d");
-    client.write_all(b"\x0bagain\x1c\x0d").await.unwrap();
-    assert_eq!(read_exact(&mut client, 12).await, b"\x0bACK|again\x1c\x0d");
+    let (answer, _) = read_to_close(&mut client, Duration::from_secs(3)).await;
+    assert!(answer.is_empty(), "answered: {answer:?}");
+}
+
+/// Echoes frames; answers an oversized one with `NAK|<head>|<limit>`, and
+/// counts refused connections.
+#[derive(Default, Clone)]
+struct Nak {
+    refused: Arc<Mutex<Vec<(SocketAddr, Refusal)>>>,
+}
+
+impl Handler for Nak {
+    async fn handle(&self, message: Bytes, peer: PeerInfo) -> Bytes {
+        echo_ack(message, peer).await
+    }
+
+    async fn too_large(&self, head: Bytes, max_frame_len: usize, _peer: PeerInfo) -> Option<Bytes> {
+        let mut nak = b"NAK|".to_vec();
+        nak.extend_from_slice(&head);
+        nak.extend_from_slice(format!("|{max_frame_len}").as_bytes());
+        Some(Bytes::from(nak))
+    }
+
+    fn connection_refused(&self, remote_addr: SocketAddr, reason: Refusal) {
+        self.refused.lock().unwrap().push((remote_addr, reason));
+    }
+}
+
+#[tokio::test]
+async fn oversized_frame_is_answered_from_its_msh_then_the_connection_closed() {
+    let config = ListenerConfig {
+        max_frame_len: 1024,
+        ..ListenerConfig::default()
+    };
+    let (addr, _token, _task) = start(LOOPBACK, config, Nak::default()).await;
+    // Well over the limit, written whole before reading (as senders do):
+    // the rest of the frame is read and discarded, so the write completes.
+    let mut frame = b"\x0bMSH|^~\\&|PAS|RYJ\rOBX|1|ED|".to_vec();
+    frame.extend(std::iter::repeat_n(b'A', 4 * 1024 * 1024));
+    frame.extend_from_slice(b"\x1c\x0d\x0bnext\x1c\x0d");
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), client.write_all(&frame))
+        .await
+        .expect("the oversized frame was not read")
+        .unwrap();
+    let (answer, _) = read_to_close(&mut client, Duration::from_secs(3)).await;
+    // The answer names the MSH and the limit; the frame after it is not
+    // answered: the connection is closed.
+    assert_eq!(answer, b"\x0bNAK|MSH|^~\\&|PAS|RYJ|1024\x1c\x0d");
+
+    // A frame complete in one read is answered the same way.
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    let mut small_limit = b"\x0bMSH|^~\\&|X\r".to_vec();
+    small_limit.extend(std::iter::repeat_n(b'B', 2000));
+    small_limit.extend_from_slice(b"\x1c\x0d");
+    client.write_all(&small_limit).await.unwrap();
+    let (answer, _) = read_to_close(&mut client, Duration::from_secs(3)).await;
+    assert_eq!(answer, b"\x0bNAK|MSH|^~\\&|X|1024\x1c\x0d");
+}
+
+/// A connection to `addr` from the local address `from` (any port).
+async fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Sends `text` in a frame and expects it echoed.
+async fn round_trip(stream: &mut TcpStream, text: &str) {
+    stream
+        .write_all(format!("\x0b{text}\x1c\x0d").as_bytes())
+        .await
+        .unwrap();
+    let expected = format!("\x0bACK|{text}\x1c\x0d");
+    assert_eq!(
+        read_exact(stream, expected.len()).await,
+        expected.as_bytes()
+    );
+}
+
+#[tokio::test]
+async fn per_peer_limit_refuses_one_more_from_that_address_and_leaves_room_for_others() {
+    let config = ListenerConfig {
+        max_connections: 4,
+        max_connections_per_peer: Some(2),
+        ..ListenerConfig::default()
+    };
+    let nak = Nak::default();
+    let (addr, _token, _task) = start(LOOPBACK, config, nak.clone()).await;
+    let mut first = connect_from("127.0.0.1", addr).await;
+    let mut second = connect_from("127.0.0.1", addr).await;
+    round_trip(&mut first, "one").await;
+    round_trip(&mut second, "two").await;
+
+    // A third from the same address is closed at once, unanswered.
+    let mut third = connect_from("127.0.0.1", addr).await;
+    let _ = third.write_all(b"\x0bthree\x1c\x0d").await;
+    let (answer, waited) = read_to_close(&mut third, Duration::from_secs(2)).await;
+    assert!(answer.is_empty(), "answered: {answer:?}");
+    assert!(waited < Duration::from_secs(1), "closed after {waited:?}");
+    let refused = nak.refused.lock().unwrap().clone();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0.ip().to_string(), "127.0.0.1");
+    assert_eq!(refused[0].1, Refusal::PerPeerLimit);
+
+    // Another sending system still gets in.
+    let mut other = connect_from("127.0.0.2", addr).await;
+    round_trip(&mut other, "other").await;
+
+    // A slot given back is usable by the first address again.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let mut again = connect_from("127.0.0.1", addr).await;
+        if again.write_all(b"\x0bagain\x1c\x0d").await.is_ok() {
+            let mut buf = [0u8; 12];
+            let read =
+                tokio::time::timeout(Duration::from_secs(1), again.read_exact(&mut buf)).await;
+            if matches!(read, Ok(Ok(_))) {
+                assert_eq!(&buf, b"\x0bACK|again\x1c\x0d");
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the slot was not given back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    round_trip(&mut second, "still").await;
+}
+
+#[tokio::test]
+async fn a_connection_that_starts_no_frame_is_closed_after_the_first_byte_timeout() {
+    let config = ListenerConfig {
+        first_byte_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_secs(10),
+        ..ListenerConfig::default()
+    };
+    let (addr, _token, _task) = start(LOOPBACK, config, echo_ack).await;
+    // Connects and sends nothing (stray bytes outside a frame do not count).
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    silent.write_all(b"\r\n").await.unwrap();
+    let (rest, waited) = read_to_close(&mut silent, Duration::from_secs(3)).await;
+    assert!(rest.is_empty());
+    assert!(
+        waited >= Duration::from_millis(250),
+        "closed too early: {waited:?}"
+    );
+
+    // Once a frame came, the idle timeout applies between frames.
+    let mut busy = TcpStream::connect(addr).await.unwrap();
+    round_trip(&mut busy, "first").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    round_trip(&mut busy, "later").await;
+}
+
+#[tokio::test]
+async fn a_pause_inside_a_frame_longer_than_the_byte_timeout_closes_the_connection() {
+    let config = ListenerConfig {
+        byte_timeout: Duration::from_millis(300),
+        frame_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(10),
+        ..ListenerConfig::default()
+    };
+    let (addr, _token, _task) = start(LOOPBACK, config, echo_ack).await;
+    // Short pauses inside a frame are fine...
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    for piece in [&b"\x0bMS"[..], b"H|", b"x\x1c\x0d"] {
+        client.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(read_exact(&mut client, 12).await, b"\x0bACK|MSH|x\x1c\x0d");
+    // ...a long one ends the connection, unanswered.
+    client.write_all(b"\x0bMSH|").await.unwrap();
+    let (rest, waited) = read_to_close(&mut client, Duration::from_secs(3)).await;
+    assert!(rest.is_empty());
+    assert!(
+        waited >= Duration::from_millis(250),
+        "closed too early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(2),
+        "closed too late: {waited:?}"
+    );
 }
 
 #[tokio::test]

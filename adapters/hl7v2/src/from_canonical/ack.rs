@@ -3,26 +3,39 @@
 //! | canonical | HL7 v2 |
 //! |---|---|
 //! | (message) | MSH-9 `ACK^^ACK`; no MSH-15/16 |
-//! | outcome, level | MSA-1: positive `AA`; negative infrastructure `AR` (the message could not be taken in); negative business `AE` (taken in, but the service could not act on it) |
+//! | outcome, level | MSA-1: positive `AA`; the hub's "not permitted" `AE` (final: the same message would be refused again); other negative infrastructure `AR` (the message could not be taken in); negative business `AE` (taken in, but the service could not act on it) |
 //! | the original's control id | MSA-2: as given by the caller, else [`super::control_id_for`] the acknowledged message id (the control id this renderer gave that message) |
 //! | text | MSA-3 |
-//! | code | ERR-1 (ELD, the v2.4 form) `^^^<code>&<text or display>&<system>`, written for a negative outcome, or a positive one whose code is not plain success; ITK3 codes are system `ITK3`; a negative one without a code gets HL7 table 0357 `207` |
+//! | code | ERR-1 (ELD, the v2.4 form) `^^^<code>&<text or display>&<system>`, written for a negative outcome, or a positive one whose code is not plain success; ITK3 codes are system `ITK3`; a negative one without a code gets HL7 table 0357 `207`; the hub's "not permitted" gets `NOTPERMITTED&<text>&99LHCIE` (no table 0357 code fits) |
 //!
 //! The acknowledgement level has no field of its own; it shows in MSA-1
 //! only for negative outcomes.
 
-use lhcie_model::{AckLevel, AckOutcome, Acknowledgement, ITK_RESPONSE_CODE_SYSTEM, itk_response};
+use lhcie_model::{
+    AckLevel, AckOutcome, Acknowledgement, HUB_RESPONSE_CODE_SYSTEM, ITK_RESPONSE_CODE_SYSTEM,
+    hub_response, itk_response,
+};
 
 use super::build::{SegmentBuilder, coding_system_name, rep, reps, subs, value};
 use super::{
     Header, RenderContext, RenderError, control_id, control_id_for, finish, hashed_control_id, msh,
 };
 use crate::Component;
+use crate::translate::ErrorCode;
+
+/// Whether `ack` is the hub's "not permitted" for a recipient.
+fn is_not_permitted(ack: &Acknowledgement) -> bool {
+    ack.code.as_ref().is_some_and(|c| {
+        c.system == HUB_RESPONSE_CODE_SYSTEM && c.code == hub_response::NOT_PERMITTED
+    })
+}
 
 /// MSA-1 for an acknowledgement.
 fn msa_code(ack: &Acknowledgement) -> &'static str {
     match (ack.outcome, ack.level) {
         (AckOutcome::Positive, _) => "AA",
+        // Final, not to be resent: see `docs/hl7v2-adapter.md`.
+        (AckOutcome::Negative, _) if is_not_permitted(ack) => "AE",
         (AckOutcome::Negative, AckLevel::Infrastructure) => "AR",
         (AckOutcome::Negative, AckLevel::Business) => "AE",
     }
@@ -86,6 +99,14 @@ pub(crate) fn render(
         .is_none_or(|c| c.system == ITK_RESPONSE_CODE_SYSTEM && c.code == itk_response::SUCCESS);
     if ack.outcome == AckOutcome::Negative || !plain_success {
         let (code, display, system) = match &ack.code {
+            Some(_) if is_not_permitted(ack) => {
+                let code = ErrorCode::NotPermittedByPolicy;
+                (
+                    code.identifier(),
+                    Some(code.text().to_owned()),
+                    code.system().to_owned(),
+                )
+            }
             Some(c) => {
                 let system = if c.system == ITK_RESPONSE_CODE_SYSTEM {
                     "ITK3".to_owned()

@@ -50,7 +50,7 @@ pub use ack::render_acknowledgement;
 pub use error::RenderError;
 pub use html::html_to_text;
 
-use lhcie_model::{AcknowledgementRequest, Body, Category, Coding, Envelope, MessageId};
+use lhcie_model::{AcknowledgementRequest, Body, Envelope, MessageId};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -114,44 +114,7 @@ impl RenderContext {
     }
 }
 
-/// TXA-2 codes for the four document categories. `DS` (discharge summary)
-/// and `TS` (transfer summary, for repatriation) are HL7 table 0270 codes;
-/// table 0270 has nothing for cancer documents or end-of-life care plans,
-/// so `CANCER` and `EOLCP` are local codes a receiver must be configured
-/// for (as the translator is, through its own list).
-pub fn default_document_types() -> Vec<DocumentTypeMapping> {
-    let m = |txa: &str, category, code: &str, display: &str| DocumentTypeMapping {
-        txa_type: txa.into(),
-        category,
-        document_type: Coding::snomed(code, display),
-    };
-    vec![
-        m(
-            "DS",
-            Category::DischargeSummary,
-            "373942005",
-            "Discharge summary",
-        ),
-        m(
-            "TS",
-            Category::RepatriationRequest,
-            "3457005",
-            "Patient referral",
-        ),
-        m(
-            "CANCER",
-            Category::CancerDocument,
-            "371531000",
-            "Report of clinical encounter",
-        ),
-        m(
-            "EOLCP",
-            Category::EndOfLifeCarePlan,
-            "736373009",
-            "End of life care plan",
-        ),
-    ]
-}
+pub use crate::document_types::default_document_types;
 
 /// The control id (MSH-10) for a message id: the first 10 bytes of the
 /// SHA-256 of the id, as 20 upper-case hex digits (HL7 ST, at most 20).

@@ -1,7 +1,8 @@
 //! MDM T02 → clinical document.
 //!
 //! TXA-2 picks the category and document type (configured mappings, see
-//! [`super::DocumentTypeMapping`]); TXA-12 (unique document number) is the
+//! [`crate::document_types`]; a code that is not there is AE 103 at
+//! TXA-2.1, with ERR-8 naming the code); TXA-12 (unique document number) is the
 //! document id, version 1; TXA-17 the status; TXA-4 (else TXA-6) when it
 //! was written; TXA-9 (else TXA-5) its author; PV1-19 the encounter. Text
 //! OBX (TX, ST, FT) become sections, one per OBX-3 (consecutive OBX with the
@@ -32,6 +33,14 @@ fn status(txa: Seg<'_>) -> Result<DocumentStatus, TranslateError> {
     })
 }
 
+/// AE 103 at TXA-2.1, saying which code and where to configure it.
+fn unmapped_document_type(txa: Seg<'_>, txa_type: &str) -> TranslateError {
+    TranslateError::at(TranslateErrorKind::UnknownCode, txa.loc(2).comp(1)).with_user_message(
+        "Document type {code} (TXA-2.1) is not mapped: neither a default nor configured ([[hl7v2.document_types]])",
+        txa_type,
+    )
+}
+
 pub(crate) fn document(
     message: &Message,
     sender: &OdsCode,
@@ -43,7 +52,7 @@ pub(crate) fn document(
         .document_types
         .iter()
         .find(|m| m.txa_type.eq_ignore_ascii_case(txa_type))
-        .ok_or_else(|| TranslateError::at(TranslateErrorKind::UnknownCode, txa.loc(2).comp(1)))?;
+        .ok_or_else(|| unmapped_document_type(txa, txa_type))?;
     let document_id = txa.required(12, 1)?.to_owned();
     let status = status(txa)?;
     let authored_at = match txa.datetime(4, ctx.local_time)? {

@@ -1,14 +1,22 @@
 //! Translation errors: where (an HL7 position), what (an HL7 table 0357
 //! code) and what the sender is told (AE or AR). Never the content: no
 //! names, numbers or values, positions and codes only.
+//!
+//! One code per kind of problem: a missing segment is 100, a missing
+//! field 101, a value of the wrong shape 102, a code not in its table (or
+//! the configured mapping) 103, an unsupported message type 200, our own
+//! failure 207. A refusal by information-sharing policy has no table 0357
+//! code; it is [`ErrorCode::NotPermittedByPolicy`], a local code (see
+//! its docs and `docs/hl7v2-adapter.md`).
 
 use std::fmt;
 
 /// HL7 table 0357 (message error condition codes) as far as translation
-/// uses them.
+/// uses them, and the one local code for a policy refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
-    /// 100: a required segment is missing or out of order.
+    /// 100: a required segment is missing or out of order (table 0357
+    /// "segment sequence error").
     SegmentSequenceError,
     /// 101: a required field is missing.
     RequiredFieldMissing,
@@ -27,12 +35,18 @@ pub enum ErrorCode {
     UnsupportedVersionId,
     /// 207: something went wrong on our side.
     ApplicationInternalError,
+    /// `NOTPERMITTED` (local table `99LHCIE`): a recipient was not
+    /// permitted by information-sharing policy. Table 0357 has no code for
+    /// it (207 says our own failure, which invites a resend); this one is
+    /// sent with `AE`, final: the same message must not be sent again.
+    NotPermittedByPolicy,
 }
 
 impl ErrorCode {
-    /// The table 0357 number.
-    pub fn number(self) -> u16 {
-        match self {
+    /// The table 0357 number; `None` for the local
+    /// [`Self::NotPermittedByPolicy`].
+    pub fn number(self) -> Option<u16> {
+        Some(match self {
             Self::SegmentSequenceError => 100,
             Self::RequiredFieldMissing => 101,
             Self::DataTypeError => 102,
@@ -42,6 +56,24 @@ impl ErrorCode {
             Self::UnsupportedProcessingId => 202,
             Self::UnsupportedVersionId => 203,
             Self::ApplicationInternalError => 207,
+            Self::NotPermittedByPolicy => return None,
+        })
+    }
+
+    /// The code as written in ERR (CWE.1): the table 0357 number, or
+    /// `NOTPERMITTED`.
+    pub fn identifier(self) -> String {
+        match self.number() {
+            Some(n) => n.to_string(),
+            None => "NOTPERMITTED".into(),
+        }
+    }
+
+    /// The coding system (CWE.3): `HL70357`, or the local `99LHCIE`.
+    pub fn system(self) -> &'static str {
+        match self {
+            Self::NotPermittedByPolicy => "99LHCIE",
+            _ => "HL70357",
         }
     }
 
@@ -57,13 +89,16 @@ impl ErrorCode {
             Self::UnsupportedProcessingId => "Unsupported processing id",
             Self::UnsupportedVersionId => "Unsupported version id",
             Self::ApplicationInternalError => "Application internal error",
+            Self::NotPermittedByPolicy => {
+                "Not permitted by information-sharing policy; do not resend"
+            }
         }
     }
 }
 
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.number(), self.text())
+        write!(f, "{} {}", self.identifier(), self.text())
     }
 }
 
@@ -223,7 +258,7 @@ impl TranslateErrorKind {
             K::MissingHeaderField | K::MissingField | K::NoRecipient => {
                 ErrorCode::RequiredFieldMissing
             }
-            K::MissingSegment => ErrorCode::RequiredFieldMissing,
+            K::MissingSegment => ErrorCode::SegmentSequenceError,
             K::InvalidHeaderField
             | K::InvalidNhsNumber
             | K::ConflictingNhsNumbers
@@ -261,6 +296,12 @@ pub struct TranslateError {
     pub kind: TranslateErrorKind,
     /// Where, if it is a position in the message.
     pub location: Option<ErrorLocation>,
+    /// Words for the sender (the ACK's ERR-8), where the code alone does
+    /// not say what to do: e.g. which TXA-2.1 document type is not mapped.
+    /// They may repeat a code the sender sent (checked by
+    /// [`Self::with_user_message`]), never patient data; not in `Display`,
+    /// so never logged.
+    pub user_message: Option<String>,
 }
 
 struct DisplayAt<'a>(&'a Option<ErrorLocation>);
@@ -280,6 +321,7 @@ impl TranslateError {
         Self {
             kind,
             location: Some(location),
+            user_message: None,
         }
     }
 
@@ -288,7 +330,21 @@ impl TranslateError {
         Self {
             kind,
             location: None,
+            user_message: None,
         }
+    }
+
+    /// Sets the words for the sender. `code` (a coded value the sender
+    /// sent) is put in place of `{code}` only if it is a plain code (1 to
+    /// 20 letters, digits, `-`, `_`), else `{code}` becomes "the value".
+    pub fn with_user_message(mut self, template: &str, code: &str) -> Self {
+        let plain = (1..=20).contains(&code.len())
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let code = if plain { code } else { "the value" };
+        self.user_message = Some(template.replace("{code}", code));
+        self
     }
 
     /// The HL7 table 0357 code.

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | ADT A01 A02 A03 A04 A05 A08 A28 A31 A40 | [`Category::CareEvent`] |
 //! | ORU R01 | [`Category::Result`] |
-//! | MDM T02 | a document category chosen by TXA-2 ([`DocumentTypeMapping`]) |
+//! | MDM T02 | a document category chosen by TXA-2 ([`crate::document_types`]) |
 //! | REF I12 | [`Category::Referral`] |
 //!
 //! Versions 2.1 to 2.8.2 are accepted (MSH-12.1); others get 203.
@@ -36,7 +36,7 @@ pub use patient::{NHS_NUMBER_OID, is_nhs_number_cx, nhs_numbers_in_pid};
 use lhcie_model::{
     AcknowledgementRequest, Addressing, Body, Bytes, Category, Coding, Envelope, ExchangeId,
     MEDIA_TYPE_HL7V2_ER7, MessageId, OdsCode, OriginalPayload, Party, PatientClass, PurposeOfUse,
-    Recipient, RecipientIntent, RoutingRule, SNOMED_CT_SYSTEM,
+    Recipient, RecipientIntent, RoutingRule,
 };
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -57,19 +57,7 @@ pub struct DocumentTypeMapping {
     pub document_type: Coding,
 }
 
-/// The document types known without configuration: `DS` (discharge
-/// summary, HL7 table 0270).
-pub fn default_document_types() -> Vec<DocumentTypeMapping> {
-    vec![DocumentTypeMapping {
-        txa_type: "DS".into(),
-        category: Category::DischargeSummary,
-        document_type: Coding {
-            system: SNOMED_CT_SYSTEM.into(),
-            code: "373942005".into(),
-            display: Some("Discharge summary".into()),
-        },
-    }]
-}
+pub use crate::document_types::default_document_types;
 
 /// What the adapter's configuration and runtime supply.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -182,6 +182,38 @@ fn oversized_frame_without_end_block_resyncs_at_next_start_block() {
 }
 
 #[test]
+fn an_oversized_frame_keeps_its_first_segment_only() {
+    // Cut while still arriving: the MSH up to its CR, the rest not kept.
+    let mut codec = MllpCodec::with_max_frame_len(16);
+    let mut buf = BytesMut::from(&b"\x0bMSH|^~\\&|A\rPID|1|secret-patient-data"[..]);
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(CodecError::FrameTooLarge { max: 16 })
+    ));
+    assert!(codec.is_discarding());
+    assert_eq!(codec.take_oversized_head().unwrap(), &b"MSH|^~\\&|A"[..]);
+    assert_eq!(codec.take_oversized_head(), None, "taken once");
+    buf.extend_from_slice(b"more\x1c\x0d");
+    assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    assert!(!codec.is_discarding() && !codec.in_frame());
+
+    // Complete in the buffer, one segment ended by the end block.
+    let mut codec = MllpCodec::with_max_frame_len(4);
+    let mut buf = BytesMut::from(&b"\x0bMSH|^~\\&|B\x1c\x0d"[..]);
+    assert!(codec.decode(&mut buf).is_err());
+    assert_eq!(codec.take_oversized_head().unwrap(), &b"MSH|^~\\&|B"[..]);
+
+    // A first segment longer than MAX_HEAD_LEN is not kept (a cut MSH
+    // could misaddress the answer).
+    let mut codec = MllpCodec::with_max_frame_len(MAX_HEAD_LEN);
+    let mut long = b"\x0bMSH|".to_vec();
+    long.extend(std::iter::repeat_n(b'x', MAX_HEAD_LEN + 10));
+    let mut buf = BytesMut::from(&long[..]);
+    assert!(codec.decode(&mut buf).is_err());
+    assert_eq!(codec.take_oversized_head().unwrap(), &b""[..]);
+}
+
+#[test]
 fn truncated_frame_at_eof_is_an_error() {
     let mut codec = MllpCodec::new();
     let out = decode_chunks(&mut codec, &[b"\x0bcomplete\x1c\x0d\x0bMSH|partial"]);

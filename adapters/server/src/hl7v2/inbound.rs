@@ -17,6 +17,10 @@
 //!    by [`super::late_nacks`]). While a message is between steps 3 and 4
 //!    it is in the [`AckWindow`], so the two never both report it.
 //!
+//! The listener's limits come from `[hl7v2.limits]`; a frame over the
+//! maximum size is answered **AR** before anything is parsed, and the
+//! connection closed ([`super::limits`]).
+//!
 //! Each answer is counted, timed and traced ([`crate::ops`]): `AA` as
 //! received-from-local, a duplicate with detail `duplicate`, the hub's
 //! rejection in time with its response code, a refusal as
@@ -41,7 +45,7 @@ use lhcie_hl7v2::{
     AckCode, AckError, ErrorCode, Message, TranslateContext, build_ack, build_ack_for_result,
     build_ack_for_unparseable, parse_message, translate::derive_message_id, translate_received,
 };
-use lhcie_mllp::{ListenerConfig, MllpListener, PeerInfo};
+use lhcie_mllp::{MllpListener, PeerInfo};
 use lhcie_proto::canonical as pb;
 use time::OffsetDateTime;
 
@@ -49,6 +53,7 @@ use super::ack_window::AckWindow;
 use super::acks::hub_rejection_ack;
 use crate::context::AdapterContext;
 use crate::ops::Received;
+use lhcie_hl7v2::document_types::DocumentTypeMapping;
 
 /// Binds `listen` (over TLS with `[hl7v2.tls]`) and answers the local
 /// systems until shutdown; `window` holds the messages being answered.
@@ -58,7 +63,8 @@ pub async fn serve(
     window: Arc<AckWindow>,
     ctx: AdapterContext,
 ) -> anyhow::Result<()> {
-    let mut listener = MllpListener::bind(listen, ListenerConfig::default())
+    let limits = super::limits::listener_config(&settings.limits);
+    let mut listener = MllpListener::bind(listen, limits)
         .await
         .with_context(|| format!("binding the MLLP listener on {listen}"))?;
     if let Some(config) = &settings.tls {
@@ -83,17 +89,22 @@ pub async fn serve(
         "MLLP listener ready"
     );
     let shutdown = ctx.shutdown.clone();
+    let ops = ctx.ops.clone();
     let inbound = Arc::new(Inbound {
+        document_types: super::document_types(&settings),
         settings,
         window,
         ctx,
     });
     listener
         .serve(
-            move |message: Bytes, peer: PeerInfo| {
-                let inbound = inbound.clone();
-                async move { Bytes::from(inbound.handle(&message, &peer).await) }
-            },
+            super::limits::Guarded::new(
+                move |message: Bytes, peer: PeerInfo| {
+                    let inbound = inbound.clone();
+                    async move { Bytes::from(inbound.handle(&message, &peer).await) }
+                },
+                ops,
+            ),
             shutdown,
         )
         .await;
@@ -101,6 +112,8 @@ pub async fn serve(
 }
 
 struct Inbound {
+    /// TXA-2 document types: the defaults with `[[hl7v2.document_types]]`.
+    document_types: Vec<DocumentTypeMapping>,
     settings: Hl7v2Settings,
     window: Arc<AckWindow>,
     ctx: AdapterContext,
@@ -143,12 +156,13 @@ impl Inbound {
         let mut translate = TranslateContext::new(self.ctx.exchange.id.clone(), now);
         translate.sender_ods = self.settings.sender_ods.clone();
         translate.default_recipients = self.settings.default_recipients.clone();
+        translate.document_types = self.document_types.clone();
         let translated = match translate_received(raw, &message, &translate) {
             Ok(translated) => translated,
             Err(error) => {
                 tracing::info!(
                     connection = peer.connection_id,
-                    code = error.code().number(),
+                    code = %error.code().identifier(),
                     ack = error.disposition().ack_code(),
                     "HL7 v2 message not translated; nothing forwarded"
                 );

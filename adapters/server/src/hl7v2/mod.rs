@@ -14,13 +14,21 @@
 //!   system as ACK messages addressed from the original's stored MSH.
 //! - [`acks`]: the acknowledgements this kind writes and reads beyond
 //!   those `lhcie-hl7v2` builds (the hub's rejection; the local ACK's MSA).
+//! - [`limits`]: the MLLP listener's limits from `[hl7v2.limits]`, and the
+//!   `AR` for a frame over the maximum size.
 //! - [`tls`]: MLLP over TLS both ways, from `[hl7v2.tls]` (listener) and
 //!   `[hl7v2.deliver_tls]` (deliveries and late ACKs).
+//! - [`document_types`]: the TXA-2 document types both directions use,
+//!   the defaults with `[[hl7v2.document_types]]`.
+//!
+//! What each answer means to a sending system, and why a policy refusal
+//! is a final `AE`: `docs/hl7v2-adapter.md`.
 
 pub mod ack_window;
 pub mod acks;
 pub mod inbound;
 pub mod late_nacks;
+pub mod limits;
 pub mod outbound;
 pub mod returned_acks;
 pub mod tls;
@@ -35,6 +43,24 @@ use lhcie_mllp::{MllpSender, SenderConfig};
 
 use crate::context::AdapterContext;
 use crate::kind::AdapterKind;
+
+/// The TXA-2 document types this adapter reads and writes: the defaults
+/// ([`lhcie_hl7v2::document_types`]) with the configured
+/// `[[hl7v2.document_types]]` added or replacing them.
+pub fn document_types(
+    settings: &Hl7v2Settings,
+) -> Vec<lhcie_hl7v2::document_types::DocumentTypeMapping> {
+    let configured: Vec<_> = settings
+        .document_types
+        .iter()
+        .map(|t| lhcie_hl7v2::document_types::DocumentTypeMapping {
+            txa_type: t.code.clone(),
+            category: t.category,
+            document_type: lhcie_model::Coding::snomed(t.snomed.as_str(), t.display.as_str()),
+        })
+        .collect();
+    lhcie_hl7v2::document_types::with_configured(&configured)
+}
 
 /// The HL7 v2 / MLLP adapter of one exchange.
 pub struct Hl7v2Mllp {
@@ -139,5 +165,50 @@ impl AdapterKind for Hl7v2Mllp {
             &ctx.shutdown,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod document_type_tests {
+    use lhcie_config::Hl7v2DocumentType;
+    use lhcie_model::Category;
+
+    use super::*;
+
+    #[test]
+    fn fhir_reads_every_hl7_default_type_into_the_same_category() {
+        let fhir = lhcie_fhir_r4::default_document_types();
+        let hl7 = lhcie_hl7v2::document_types::default_document_types();
+        for m in &hl7 {
+            let shared = hl7
+                .iter()
+                .filter(|o| o.document_type.code == m.document_type.code)
+                .count();
+            let category = fhir
+                .iter()
+                .find(|f| f.document_type == m.document_type)
+                .map(|f| f.category);
+            assert!(category.is_some(), "{}: FHIR does not read it", m.txa_type);
+            if shared == 1 {
+                assert_eq!(category, Some(m.category), "{}", m.txa_type);
+            }
+        }
+    }
+
+    #[test]
+    fn configured_types_are_added_to_the_defaults() {
+        let settings = Hl7v2Settings {
+            document_types: vec![Hl7v2DocumentType {
+                code: "XLET".into(),
+                category: Category::DischargeSummary,
+                snomed: "823691000000103".into(),
+                display: "Clinical letter".into(),
+            }],
+            ..Hl7v2Settings::default()
+        };
+        let types = document_types(&settings);
+        let defaults = lhcie_hl7v2::document_types::default_document_types();
+        assert_eq!(types.len(), defaults.len() + 1);
+        assert_eq!(types.last().map(|t| t.txa_type.as_str()), Some("XLET"));
     }
 }

@@ -44,7 +44,10 @@ use crate::runtime::pause;
 /// The HL7 v2 bytes for a delivery: the original if it is HL7 v2, else
 /// rendered from the canonical model. On error: a reason code (for the
 /// trace) and the reason (for the dead letter).
-fn hl7v2_bytes(incoming: &Incoming) -> Result<Vec<u8>, (&'static str, String)> {
+fn hl7v2_bytes(
+    incoming: &Incoming,
+    settings: &Hl7v2Settings,
+) -> Result<Vec<u8>, (&'static str, String)> {
     if let Some(original) = incoming
         .envelope
         .original
@@ -56,7 +59,8 @@ fn hl7v2_bytes(incoming: &Incoming) -> Result<Vec<u8>, (&'static str, String)> {
     let envelope = lhcie_model::Envelope::try_from(incoming.envelope.clone())
         .map_err(|e| ("invalid-envelope", format!("invalid envelope: {e}")))?;
     let facility = incoming.recipients.first().cloned().unwrap_or_default();
-    let ctx = RenderContext::new("", facility, time::OffsetDateTime::now_utc());
+    let mut ctx = RenderContext::new("", facility, time::OffsetDateTime::now_utc());
+    ctx.document_types = super::document_types(settings);
     render_envelope(&envelope, &ctx).map_err(|e| {
         (
             "not-renderable",
@@ -75,7 +79,7 @@ pub async fn deliver(
     shutdown: &CancellationToken,
 ) -> Disposition {
     let message_id = incoming.envelope.message_id.as_str();
-    let content = match hl7v2_bytes(&incoming) {
+    let content = match hl7v2_bytes(&incoming, settings) {
         Ok(content) => content,
         Err((code, reason)) => {
             tracing::warn!(%message_id, reason = %reason, "delivery cannot be written as HL7 v2; rejected");

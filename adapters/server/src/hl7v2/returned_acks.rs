@@ -14,11 +14,19 @@
 //!   original MSH-10, applications and facilities swapped;
 //! - a rejection by the hub (its code is the hub's reject reason) gets the
 //!   same AE/AR and ERR as an early rejection
-//!   ([`super::acks::hub_rejection_ack`]); anything else (not permitted, a
-//!   receiver's negative response) **AR** with ERR code 207 and ERR-8 the
-//!   acknowledgement's code and text (never patient data: senders of
-//!   acknowledgements must not name the patient, and the hub never says why
-//!   a recipient was not permitted);
+//!   ([`super::acks::hub_rejection_ack`]);
+//! - a recipient **not permitted** by information-sharing policy gets
+//!   **AE** with ERR `NOTPERMITTED^Not permitted by information-sharing
+//!   policy; do not resend^99LHCIE` and ERR-8 the hub's words with "do
+//!   not resend": final, because the same message would be refused again
+//!   (HL7 v2.4 chapter 2: AE is a rejection for the content, not to be
+//!   resent unchanged; AR, and 207 "application internal error", read as
+//!   a transient fault that sending engines retry; see
+//!   `docs/hl7v2-adapter.md`, "Acknowledgement codes");
+//! - anything else (a receiver's negative response) **AR** with ERR code
+//!   207 and ERR-8 the acknowledgement's code and text (never patient
+//!   data: senders of acknowledgements must not name the patient, and the
+//!   hub never says why a recipient was not permitted);
 //! - MSH-10 derived from the acknowledgement's message id, so a redelivery
 //!   sends the same control id.
 //!
@@ -36,7 +44,7 @@ use std::time::Duration;
 use lhcie_adapter_kit::{Disposition, Outbox};
 use lhcie_hl7v2::{AckCode, AckError, ErrorCode, Message, build_ack};
 use lhcie_mllp::MllpSender;
-use lhcie_model::HUB_RESPONSE_CODE_SYSTEM;
+use lhcie_model::{HUB_RESPONSE_CODE_SYSTEM, hub_response};
 use lhcie_proto::{canonical as pb, hub as hubpb};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -74,6 +82,7 @@ pub fn ack_message(
     let control_id = late_control_id(ack_message_id);
     let message = match hub_rejection(ack) {
         Some(rejection) => hub_rejection_ack(&original, &rejection, &control_id, now),
+        None if is_not_permitted(ack) => not_permitted_ack(&original, ack, &control_id, now),
         None => negative_ack(&original, ack, &control_id, now),
     };
     Some((control_id, message.render()))
@@ -95,6 +104,38 @@ fn hub_rejection(ack: &pb::Acknowledgement) -> Option<hubpb::Rejected> {
         reason: reason as i32,
         detail: String::new(),
     })
+}
+
+/// Whether `ack` is the hub's "not permitted" for a recipient.
+fn is_not_permitted(ack: &pb::Acknowledgement) -> bool {
+    ack.code.as_ref().is_some_and(|c| {
+        c.system == HUB_RESPONSE_CODE_SYSTEM && c.code == hub_response::NOT_PERMITTED
+    })
+}
+
+/// AE, final: see the module docs.
+fn not_permitted_ack(
+    original: &Message,
+    ack: &pb::Acknowledgement,
+    control_id: &str,
+    now: OffsetDateTime,
+) -> Message {
+    let message = build_ack(
+        original,
+        AckCode::Error,
+        &[AckError {
+            code: ErrorCode::NotPermittedByPolicy,
+            location: None,
+        }],
+        control_id,
+        now,
+    );
+    let text = if ack.text.is_empty() {
+        ErrorCode::NotPermittedByPolicy.text().to_owned()
+    } else {
+        format!("{}; do not resend", ack.text.trim())
+    };
+    with_user_message(message, &text)
 }
 
 fn negative_ack(
@@ -226,7 +267,7 @@ mod tests {
     }
 
     #[test]
-    fn not_permitted_becomes_ar_to_the_original_sender_with_the_hubs_words() {
+    fn not_permitted_becomes_a_final_ae_to_the_original_sender_with_the_hubs_words() {
         let ack = ack(
             HUB_RESPONSE_CODE_SYSTEM,
             "not-permitted",
@@ -235,21 +276,35 @@ mod tests {
         let (control_id, bytes) =
             ack_message(&ack, "ack-1", RECEIPT, OffsetDateTime::UNIX_EPOCH).unwrap();
         let message = parsed(&bytes);
-        assert_eq!(message.value("MSA", 1, 1, 1, 1), Some("AR"));
+        // AE, not AR: final, not to be resent (module docs).
+        assert_eq!(message.value("MSA", 1, 1, 1, 1), Some("AE"));
+        assert_eq!(
+            message.value("MSA", 3, 1, 1, 1),
+            Some("Not permitted by information-sharing policy; do not resend")
+        );
         assert_eq!(message.value("MSA", 2, 1, 1, 1), Some("MSG0001"));
         assert_eq!(message.value("MSH", 5, 1, 1, 1), Some("PAS"));
         assert_eq!(message.value("MSH", 6, 1, 1, 1), Some("RYJ"));
         assert_eq!(message.value("MSH", 10, 1, 1, 1), Some(control_id.as_str()));
-        assert_eq!(message.value("ERR", 3, 1, 1, 1), Some("207"));
+        assert_eq!(message.value("ERR", 3, 1, 1, 1), Some("NOTPERMITTED"));
+        assert_eq!(message.value("ERR", 3, 1, 3, 1), Some("99LHCIE"));
+        assert_eq!(message.value("ERR", 4, 1, 1, 1), Some("E"));
         assert_eq!(
             message.value("ERR", 8, 1, 1, 1),
-            Some(
-                "Negative acknowledgement not-permitted: recipient RAL: not permitted by information governance policy"
-            )
+            Some("recipient RAL: not permitted by information governance policy; do not resend")
         );
         // Stable across redeliveries.
         let (again, _) = ack_message(&ack, "ack-1", RECEIPT, OffsetDateTime::UNIX_EPOCH).unwrap();
         assert_eq!(again, control_id);
+    }
+
+    #[test]
+    fn a_receivers_negative_response_stays_ar_207() {
+        let ack = ack(lhcie_model::ITK_RESPONSE_CODE_SYSTEM, "30001", "refused");
+        let (_, bytes) = ack_message(&ack, "ack-3", RECEIPT, OffsetDateTime::UNIX_EPOCH).unwrap();
+        let message = parsed(&bytes);
+        assert_eq!(message.value("MSA", 1, 1, 1, 1), Some("AR"));
+        assert_eq!(message.value("ERR", 3, 1, 1, 1), Some("207"));
     }
 
     #[test]

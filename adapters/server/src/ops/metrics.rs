@@ -30,6 +30,12 @@ pub const HUB_TO_LOCAL: &str = "lhcie_adapter_hub_to_local_seconds";
 /// From the envelope's `created_at` to the local system's acceptance.
 pub const END_TO_END: &str = "lhcie_adapter_end_to_end_seconds";
 
+/// MLLP connections closed as soon as accepted, by `reason`
+/// (`per-peer-limit`).
+pub const MLLP_CONNECTIONS_REFUSED: &str = "lhcie_adapter_mllp_connections_refused_total";
+/// MLLP frames over `[hl7v2.limits] max_frame_bytes`, answered `AR`.
+pub const MLLP_FRAMES_TOO_LARGE: &str = "lhcie_adapter_mllp_frames_too_large_total";
+
 /// The histograms (they get `lhcie_runtime::metrics::LATENCY_BUCKETS`).
 pub const HISTOGRAMS: [&str; 4] = [LOCAL_ANSWER, LOCAL_DELIVERY, HUB_TO_LOCAL, END_TO_END];
 
@@ -72,6 +78,14 @@ pub fn install() -> bool {
         END_TO_END,
         metrics::Unit::Seconds,
         "From the envelope's creation to the local system's acceptance, by category."
+    );
+    metrics::describe_counter!(
+        MLLP_CONNECTIONS_REFUSED,
+        "MLLP connections closed as soon as accepted, by reason (per-peer-limit)."
+    );
+    metrics::describe_counter!(
+        MLLP_FRAMES_TOO_LARGE,
+        "MLLP frames over the maximum frame size, answered AR and the connection closed."
     );
     metrics::describe_counter!(
         lhcie_adapter_kit::trace::DROPPED_METRIC,

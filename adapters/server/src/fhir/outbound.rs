@@ -81,8 +81,8 @@ impl Deliverer<'_> {
         shutdown: &CancellationToken,
     ) -> Disposition {
         let message_id = incoming.envelope.message_id.clone();
-        let envelope = match Envelope::try_from(incoming.envelope) {
-            Ok(envelope) => envelope,
+        let (envelope, narrowed) = match Envelope::try_from(incoming.envelope) {
+            Ok(envelope) => scoped_to(envelope, &incoming.recipients),
             Err(error) => {
                 tracing::warn!(%message_id, %error, "delivery is not a valid canonical envelope; rejected");
                 tracker.failed("", "invalid-envelope");
@@ -91,7 +91,7 @@ impl Deliverer<'_> {
         };
         let now = OffsetDateTime::now_utc();
         let ctx = RenderContext::new(self.source_endpoint, self.client.base(), now);
-        let (body, header_id) = match self.bundle(&envelope, &ctx) {
+        let (body, header_id) = match self.bundle(&envelope, &ctx, narrowed) {
             Ok(rendered) => rendered,
             Err(reason) => {
                 tracing::warn!(%message_id, reason = %reason, "cannot write the delivery as FHIR; rejected");
@@ -188,11 +188,14 @@ impl Deliverer<'_> {
         }
     }
 
-    /// The bytes to post, and the MessageHeader id they carry.
+    /// The bytes to post, and the MessageHeader id they carry. A FHIR
+    /// original goes unchanged unless it named organisations this delivery
+    /// is not for (`narrowed`, see [`scoped_to`]).
     fn bundle(
         &self,
         envelope: &Envelope,
         ctx: &RenderContext,
+        narrowed: bool,
     ) -> Result<(Vec<u8>, String), String> {
         if let Body::Acknowledgement(ack) = &envelope.body {
             // Answer with the id the local system itself used, if known.
@@ -209,7 +212,7 @@ impl Deliverer<'_> {
                 lhcie_fhir_r4::render::header_id(envelope),
             ));
         }
-        if let Some(original) = original_if_fhir(envelope) {
+        if let Some(original) = original_if_fhir(envelope).filter(|_| !narrowed) {
             let header_id = serde_json::from_slice::<serde_json::Value>(original)
                 .ok()
                 .and_then(|v| {
@@ -342,5 +345,93 @@ impl Deliverer<'_> {
                 false
             }
         }
+    }
+}
+
+/// The envelope as this delivery may show it (review finding M9): addressed
+/// only to the organisations the hub permitted in this exchange (`permitted`,
+/// the hub's recipients header), so the local system never learns of other
+/// intended recipients, denied or served elsewhere. Also whether anyone was
+/// left out: then a FHIR original, which names them, is not passed through
+/// but rendered from the canonical model.
+fn scoped_to(mut envelope: Envelope, permitted: &[String]) -> (Envelope, bool) {
+    if permitted.is_empty() || matches!(envelope.body, Body::Acknowledgement(_)) {
+        return (envelope, false);
+    }
+    let before = envelope.addressing.recipients.len();
+    envelope
+        .addressing
+        .recipients
+        .retain(|r| permitted.iter().any(|p| p == r.ods_code.as_str()));
+    let narrowed = envelope.addressing.recipients.len() != before;
+    (envelope, narrowed)
+}
+
+#[cfg(test)]
+mod tests {
+    use lhcie_model::{OdsCode, Recipient, RecipientIntent};
+
+    use super::*;
+
+    fn addressed_to(codes: &[&str]) -> Envelope {
+        let mut envelope = lhcie_model::examples::discharge_summary();
+        envelope.addressing.recipients = codes
+            .iter()
+            .map(|code| Recipient {
+                ods_code: OdsCode::parse(code).unwrap(),
+                intent: RecipientIntent::ForAction,
+            })
+            .collect();
+        envelope
+    }
+
+    fn codes(envelope: &Envelope) -> Vec<&str> {
+        envelope
+            .addressing
+            .recipients
+            .iter()
+            .map(|r| r.ods_code.as_str())
+            .collect()
+    }
+
+    fn permitted(codes: &[&str]) -> Vec<String> {
+        codes.iter().map(|c| (*c).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_delivery_names_only_the_recipients_the_hub_permitted_here() {
+        let (envelope, narrowed) =
+            scoped_to(addressed_to(&["RAL", "RKE", "RJZ"]), &permitted(&["RAL"]));
+        assert_eq!(codes(&envelope), ["RAL"]);
+        assert!(
+            narrowed,
+            "a FHIR original naming the others is not passed through"
+        );
+        let ctx = RenderContext::new(
+            "https://adapter.invalid",
+            "https://local.invalid",
+            envelope.created_at,
+        );
+        let bundle = render_message(&envelope, &ctx).unwrap();
+        let destinations = bundle["entry"][0]["resource"]["destination"]
+            .as_array()
+            .unwrap();
+        assert_eq!(destinations.len(), 1, "{bundle}");
+        let rendered = bundle.to_string();
+        assert!(
+            !rendered.contains("RKE") && !rendered.contains("RJZ"),
+            "{rendered}"
+        );
+    }
+
+    #[test]
+    fn a_delivery_for_everyone_named_is_left_as_it_is() {
+        let (envelope, narrowed) =
+            scoped_to(addressed_to(&["RAL", "RKE"]), &permitted(&["RKE", "RAL"]));
+        assert_eq!(codes(&envelope), ["RAL", "RKE"]);
+        assert!(!narrowed);
+        let (envelope, narrowed) = scoped_to(addressed_to(&["RAL"]), &[]);
+        assert_eq!(codes(&envelope), ["RAL"]);
+        assert!(!narrowed, "no list from the hub: nothing to narrow by");
     }
 }

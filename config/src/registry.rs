@@ -61,6 +61,11 @@ pub struct RegistryTlsSection {
     pub cert: PathBuf,
     /// Its private key.
     pub key: PathBuf,
+    /// A certificate revocation list (PEM) from the CA: a caller or node
+    /// whose certificate it lists is refused in the handshake, on both
+    /// ports. Re-read when the file changes. Optional.
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
 }
 
 /// The development roles a plaintext node may grant its (unauthenticated)
@@ -320,6 +325,7 @@ impl RegistryConfig {
             tls.ca = base.join(&tls.ca);
             tls.cert = base.join(&tls.cert);
             tls.key = base.join(&tls.key);
+            tls.crl = tls.crl.as_ref().map(|crl| base.join(crl));
         }
         Ok(config)
     }
@@ -571,6 +577,10 @@ insecure_plaintext = true
         let config = load(&text).unwrap();
         let tls = config.tls.unwrap();
         assert!(tls.ca.is_absolute() && tls.cert.ends_with("pki/registry/node-1.pem"));
+        assert_eq!(tls.crl, None, "no revocation list unless named");
+        let config = load(&format!("{text}crl = \"pki/crl.pem\"\n")).unwrap();
+        let crl = config.tls.unwrap().crl.expect("the list named");
+        assert!(crl.is_absolute() && crl.ends_with("pki/crl.pem"), "{crl:?}");
     }
 
     #[test]

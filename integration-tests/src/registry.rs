@@ -88,6 +88,9 @@ pub struct ClusterOptions {
     /// caller acting as `registry-admin` (tests that are not about
     /// security).
     pub tls: Option<PkiLayout>,
+    /// With `tls`: the nodes read the CA's revocation list
+    /// (`lhcie_tls::revocation::crl_path` of that PKI; the test writes it).
+    pub crl: bool,
 }
 
 impl Default for ClusterOptions {
@@ -100,6 +103,7 @@ impl Default for ClusterOptions {
             keep_entries_after_snapshot: 1000,
             metrics: false,
             tls: None,
+            crl: false,
         }
     }
 }
@@ -261,10 +265,18 @@ impl RegistryCluster {
                 };
                 let security = match &options.tls {
                     Some(pki) => format!(
-                        "[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+                        "[tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n{}",
                         pki.ca_cert().display(),
                         pki.registry_node_cert(id).display(),
-                        pki.registry_node_key(id).display()
+                        pki.registry_node_key(id).display(),
+                        if options.crl {
+                            format!(
+                                "crl = \"{}\"\n",
+                                lhcie_tls::revocation::crl_path(pki).display()
+                            )
+                        } else {
+                            String::new()
+                        }
                     ),
                     None => String::new(),
                 };

@@ -491,3 +491,82 @@ async fn the_hubs_registry_feed_is_not_redirected_to_an_impostor() {
     assert_eq!(connections.load(Ordering::SeqCst), 0);
     shutdown.cancel();
 }
+
+/// An `AppendEntries` as `identity` on the Raft port: the refusal's text.
+async fn append_as(address: &str, ca: &Path, identity: Option<(PathBuf, PathBuf)>) -> String {
+    let channel = match channel(address, ca, identity).await {
+        Ok(channel) => channel,
+        Err(error) => return error,
+    };
+    let mut raft = RaftInternalClient::new(channel);
+    let call = raft.append_entries(RaftPayload {
+        data: vec![0xff; 16].into(),
+    });
+    match tokio::time::timeout(Duration::from_secs(5), call).await {
+        Err(_) => "timed out".into(),
+        Ok(Ok(_)) => "answered".into(),
+        Ok(Err(status)) => format!("{:?}: {}", status.code(), status.message()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_certificate_is_refused_on_both_ports_once_the_list_names_it() {
+    lhcie_integration_tests::install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    lhcie_integration_tests::env::write_topology(dir.path());
+    let pki = PkiLayout::new(dir.path().join("pki"));
+    let ca = pki.generate(&[]).unwrap();
+    pki.generate_services(&ca, &[1], &["hub", "registry-admin"])
+        .unwrap();
+    let crl = lhcie_tls::revocation::crl_path(&pki);
+    ca.write_crl(&crl, &[], 1).unwrap();
+    let mut cluster = RegistryCluster::start(
+        dir.path(),
+        &dir.path().join("topology.toml"),
+        1,
+        &ClusterOptions {
+            tls: Some(pki.clone()),
+            crl: true,
+            ..ClusterOptions::default()
+        },
+    );
+    let leader = cluster.leader(Duration::from_secs(20)).await;
+    let api = cluster.node(leader).api();
+    let raft = format!("127.0.0.1:{}", cluster.node(leader).raft_port);
+    let ca_cert = pki.ca_cert();
+    assert!(
+        status_as(&api, &ca_cert, service(&pki, "hub"))
+            .await
+            .is_ok()
+    );
+    // On the Raft port the hub is known, and refused by the authorisation
+    // table (an answer), not at the handshake.
+    let before = append_as(&raft, &ca_cert, service(&pki, "hub")).await;
+    assert!(before.starts_with("PermissionDenied"), "{before}");
+
+    // The hub's key is compromised: the CA lists its certificate. The node
+    // reads the new list at the next handshake.
+    let hub = lhcie_tls::Issued {
+        cert_pem: std::fs::read_to_string(pki.service_cert("hub")).unwrap(),
+        key_pem: String::new(),
+    };
+    ca.write_crl(&crl, &[&hub], 2).unwrap();
+    let refused = status_as(&api, &ca_cert, service(&pki, "hub")).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| !e.starts_with("PermissionDenied")),
+        "a revoked certificate was served on the API port: {refused:?}"
+    );
+    let after = append_as(&raft, &ca_cert, service(&pki, "hub")).await;
+    assert!(
+        !after.starts_with("PermissionDenied") && after != "answered",
+        "a revoked certificate reached the Raft service: {after}"
+    );
+    // Everyone else is still served.
+    assert!(
+        status_as(&api, &ca_cert, service(&pki, "registry-admin"))
+            .await
+            .is_ok()
+    );
+}

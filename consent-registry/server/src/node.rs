@@ -152,17 +152,8 @@ pub async fn run(
         shutdown.clone(),
         auth.clone(),
     );
-    let mut raft_builder = tonic::transport::Server::builder();
-    let mut api_builder = tonic::transport::Server::builder();
-    if let Some(tls) = &tls {
-        raft_builder = raft_builder
-            .tls_config(tls.server.clone())
-            .context("TLS on the Raft port")?;
-        api_builder = api_builder
-            .tls_config(tls.server.clone())
-            .context("TLS on the API port")?;
-    }
-    let raft_server = raft_builder
+    let server_tls = tls.as_ref().map(|t| t.server.clone());
+    let raft_routes = tonic::transport::Server::builder()
         .add_service(
             RaftInternalServer::new(RaftService::new(
                 raft.clone(),
@@ -177,21 +168,14 @@ pub async fn run(
             node_id,
             initial.clone(),
             auth,
-        )))
-        .serve_with_incoming_shutdown(raft_listener.incoming(), {
-            let shutdown = shutdown.clone();
-            async move { shutdown.cancelled().await }
-        });
-    let api_server = api_builder
-        .add_service(
-            ConsentRegistryServer::new(api)
-                .max_decoding_message_size(MAX_API_MESSAGE)
-                .max_encoding_message_size(MAX_API_MESSAGE),
-        )
-        .serve_with_incoming_shutdown(api_listener.incoming(), {
-            let shutdown = shutdown.clone();
-            async move { shutdown.cancelled().await }
-        });
+        )));
+    let raft_server = serve(raft_routes, raft_listener, server_tls.clone(), &shutdown);
+    let api_routes = tonic::transport::Server::builder().add_service(
+        ConsentRegistryServer::new(api)
+            .max_decoding_message_size(MAX_API_MESSAGE)
+            .max_encoding_message_size(MAX_API_MESSAGE),
+    );
+    let api_server = serve(api_routes, api_listener, server_tls, &shutdown);
     let raft_task = tokio::spawn(raft_server);
     let api_task = tokio::spawn(api_server);
 
@@ -217,10 +201,38 @@ pub async fn run(
     Ok(())
 }
 
-/// A node's mutual TLS: as a server (both ports) and as a client of the
-/// other nodes.
+/// A server until `shutdown`. With TLS, the handshakes are done here
+/// (`lhcie_tls::revocation::incoming`), so the client verifier can check
+/// the revocation list; tonic still sees the client certificate
+/// (`Request::peer_certs`), from which callers are identified.
+fn serve(
+    routes: tonic::transport::server::Router,
+    listener: lhcie_runtime::net::Listener,
+    tls: Option<Arc<lhcie_tls::revocation::ServerConfig>>,
+    shutdown: &CancellationToken,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send>>
+{
+    let stop = shutdown.clone();
+    let stopped = async move { stop.cancelled().await };
+    match tls {
+        Some(tls) => Box::pin(routes.serve_with_incoming_shutdown(
+            lhcie_tls::revocation::incoming(
+                listener,
+                tls,
+                Duration::from_secs(10),
+                shutdown.clone(),
+            ),
+            stopped,
+        )),
+        None => Box::pin(routes.serve_with_incoming_shutdown(listener.incoming(), stopped)),
+    }
+}
+
+/// A node's mutual TLS: as a server (both ports; callers' certificates
+/// checked against the CA and, if configured, its revocation list) and as a
+/// client of the other nodes.
 struct Tls {
-    server: tonic::transport::ServerTlsConfig,
+    server: Arc<lhcie_tls::revocation::ServerConfig>,
     client: lhcie_tls::principal_verifier::Pem,
 }
 
@@ -229,8 +241,13 @@ impl Tls {
         let Some(section) = &config.tls else {
             return Ok(None);
         };
-        let server = lhcie_tls::tonic_config::server(&section.cert, &section.key, &section.ca)
-            .context("[tls]")?;
+        let server = lhcie_tls::revocation::server_config(
+            &section.cert,
+            &section.key,
+            &section.ca,
+            section.crl.as_deref(),
+        )
+        .context("[tls]")?;
         let client =
             lhcie_tls::principal_verifier::Pem::read(&section.ca, &section.cert, &section.key)
                 .context("[tls]")?;

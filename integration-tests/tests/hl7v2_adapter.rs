@@ -237,6 +237,55 @@ async fn clinic_operation_and_ed_letters_arrive_at_an_hl7_trust_byte_for_byte() 
     .await;
 }
 
+/// Issue 16 item 2: an `ADT^A01` without the patient's name (PID-5,
+/// required in HL7 v2.4 and in `lhcie_hl7v2::required`) is answered `AE`
+/// 101 at PID-5 and not forwarded; a complete one after it arrives alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adt_without_the_patient_name_gets_ae_101_and_is_not_forwarded() {
+    with_env(TestEnv::new("hl7v2-required"), |env| async move {
+        let setup = Setup::start(&env).await;
+        let complete = adt_a01("REQ0001", NHS, "ADT^A01^ADT_A01");
+        let text = String::from_utf8(adt_a01("REQ0002", NHS, "ADT^A01^ADT_A01")).unwrap();
+        let no_name: String = text
+            .split('\r')
+            .map(|seg| {
+                if seg.starts_with("PID|") {
+                    let mut f: Vec<&str> = seg.split('|').collect();
+                    f[5] = "";
+                    f.join("|")
+                } else {
+                    seg.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\r");
+        assert_ne!(no_name, text, "the fixture has a PID-5 to remove");
+        let acks = send_with_python(
+            &env,
+            setup.sender_port,
+            &[no_name.into_bytes(), complete.clone()],
+        );
+        assert_eq!(acks[0].msa1, "AE", "{acks:?}\n{}", setup.logs());
+        assert_eq!(acks[0].msa2, "REQ0002", "{acks:?}");
+        assert!(acks[0].err2.starts_with("PID^1^5"), "{acks:?}");
+        assert_eq!(acks[0].err3, "101", "{acks:?}");
+        assert_eq!(acks[1].msa1, "AA", "{acks:?}\n{}", setup.logs());
+        setup
+            .system
+            .wait_for(1, Duration::from_secs(20), || setup.logs())
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let received = setup.system.received();
+        assert_eq!(received.len(), 1, "{}", setup.logs());
+        assert!(
+            received[0] == complete,
+            "only the complete message arrives, unchanged"
+        );
+        setup.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_taken_during_a_hub_outage_arrive_once_after_it_returns() {
     with_env(TestEnv::new("hl7v2-outage"), |env| async move {

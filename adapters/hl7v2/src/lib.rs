@@ -30,6 +30,7 @@ pub mod from_canonical;
 pub mod message;
 mod parse;
 pub mod path;
+pub mod required;
 pub mod translate;
 
 pub use ack::{AckCode, AckError, build_ack, build_ack_for_result, build_ack_for_unparseable};

@@ -18,7 +18,8 @@ fn adt(pid3: &str, version: &str) -> Message {
     let text = format!(
         "MSH|^~\\&|PAS^1.2.3^ISO|RYJ|HUB|F83006|20260101120000||ADT^A01^ADT_A01|MSG0001|T|{version}\r\
          EVN||20260101115500\r\
-         PID|1||{pid3}||DOE^JANE||19800101|F\r"
+         PID|1||{pid3}||DOE^JANE||19800101|F\r\
+         PV1|1|I\r"
     );
     parse_message(text.as_bytes()).unwrap()
 }

@@ -107,3 +107,57 @@ proptest! {
         prop_assert_eq!(name.map(|n| n.given).unwrap_or_default(), expected_given);
     }
 }
+
+/// Every event kind the care-event renderer knows.
+const KINDS: [lhcie_model::CareEventKind; 9] = {
+    use lhcie_model::CareEventKind as K;
+    [
+        K::Admission,
+        K::Discharge,
+        K::Transfer,
+        K::Attendance,
+        K::Registration,
+        K::PreAdmission,
+        K::Death,
+        K::DemographicsUpdate,
+        K::Merge,
+    ]
+};
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Issue 16 item 5: what the adapter renders for an HL7 trust passes the
+    /// same required-content table it checks on receipt
+    /// (`lhcie_hl7v2::required`), for every example envelope and every
+    /// care-event kind, with or without an encounter, whatever the name.
+    #[test]
+    fn every_rendered_message_has_its_required_content(
+        which in 0usize..64,
+        kind in 0usize..KINDS.len(),
+        with_encounter in any::<bool>(),
+        family in text(),
+    ) {
+        let all: Vec<_> = examples::all()
+            .into_iter()
+            .filter(|e| !matches!(e.body, Body::Acknowledgement(_)))
+            .collect();
+        let mut e = all[which % all.len()].clone();
+        if let Some(n) = e.patient.as_mut().and_then(|p| p.name.as_mut()) {
+            n.family = Some(family);
+        }
+        if let Body::CareEvent(ev) = &mut e.body {
+            ev.kind = KINDS[kind];
+            if !with_encounter {
+                ev.encounter = None;
+            }
+        }
+        // Envelopes the renderer refuses (e.g. a merge without its prior
+        // identifier) produce no message, so nothing to check.
+        let Ok(bytes) = render_envelope(&e, &rctx()) else { return Ok(()) };
+        let m = parse_message(&bytes).unwrap();
+        if let Err(err) = lhcie_hl7v2::required::check(&m) {
+            prop_assert!(false, "{:?} rendered without required content: {err}\n{}", m.get("MSH-9"), String::from_utf8_lossy(&bytes));
+        }
+    }
+}

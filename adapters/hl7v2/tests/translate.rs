@@ -459,7 +459,7 @@ fn oru_without_status_or_obr() {
         Disposition::ContentError,
         Some("OBR(1)-25.1"),
     );
-    let no_obr = "MSH|^~\\&|LAB|RYJ|HUB|F83006|20260101120000||ORU^R01|LAB0001|P|2.5.1\rPID|1||9434765919^^^NHS^NH\r";
+    let no_obr = "MSH|^~\\&|LAB|RYJ|HUB|F83006|20260101120000||ORU^R01|LAB0001|P|2.5.1\rPID|1||9434765919^^^NHS^NH||DOE^JANE\r";
     assert_error(&err(no_obr), 100, Disposition::ContentError, Some("OBR(1)"));
 }
 

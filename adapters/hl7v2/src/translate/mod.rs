@@ -193,6 +193,8 @@ pub fn translate_received(
         ));
     }
     let control_id = msh.get(10, 1).ok_or_else(|| header_missing(10, 1))?;
+    // Required content per structure (crate::required): AE 100 / 101.
+    crate::required::check(message)?;
     let sender_ods = sender_ods(msh, ctx)?;
     let message_id = derive_message_id(&ctx.exchange_id, message, control_id)?;
     let created_at = msh.datetime(7, ctx.local_time)?.unwrap_or(ctx.now);

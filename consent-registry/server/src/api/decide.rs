@@ -99,10 +99,17 @@ impl RegistryApi {
                 "as_of_revision {asked} is beyond this node's revision {current}: ask the leader, or again shortly"
             )));
         }
-        let clock = self
-            .registry
-            .clock_at(asked)
-            .map_err(|e| tonic::Status::internal(format!("reading the log's clock: {e}")))?;
+        let read_failed = |e: crate::store::StoreFailure| {
+            tonic::Status::internal(format!("reading the log's clock: {e}"))
+        };
+        if let Some(from) = self.registry.clocks_from().map_err(read_failed)?
+            && asked <= from
+        {
+            return Err(tonic::Status::failed_precondition(format!(
+                "as_of_revision {asked} is from before this registry recorded revision times (it was upgraded at revision {from}): ask by time (`at`) without a revision"
+            )));
+        }
+        let clock = self.registry.clock_at(asked).map_err(read_failed)?;
         Ok((asked, Some(clock.unwrap_or(OffsetDateTime::UNIX_EPOCH))))
     }
 }

@@ -11,9 +11,10 @@
 //!   lifted under format 1 was erased then, and cannot be recovered);
 //! - the applied record gained the log's clock: none until the next
 //!   proposal;
-//! - each revision's time is kept (`clocks`): revisions before the upgrade
-//!   have none, so a decision "as of" one of them uses what was recorded
-//!   by the time of the first later revision that has one;
+//! - each revision's time is kept (`clocks`): revisions up to the upgrade
+//!   have none (`meta` `clocks_from` says where times begin), so a decision
+//!   "as of" one of them is refused with a pointer to asking by time (the
+//!   hub's audit records from before the upgrade name no revision anyway);
 //! - the change log held format-1 agreements: it is emptied, and watchers
 //!   further behind than the upgrade re-synchronise from the full state;
 //! - the Raft log's entries and the snapshot file are rewritten.
@@ -33,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::codec::{decode, encode, index_key};
-use super::meta_keys::{APPLIED, CHANGES_FLOOR, PENDING_INSTALL, SNAPSHOT};
+use super::meta_keys::{APPLIED, CHANGES_FLOOR, CLOCKS_FROM, PENDING_INSTALL, SNAPSHOT};
 use super::{StoreFailure, Trees};
 use crate::types::{AppliedRecord, Entry, Node, NodeId};
 
@@ -274,6 +275,7 @@ pub(super) fn from_format_1(trees: &Trees, snapshot_dir: &Path) -> Result<(), St
     trees.changes.clear()?;
     let floor = log_id.map_or(0, |id| id.index);
     trees.meta.insert(CHANGES_FLOOR, &index_key(floor))?;
+    trees.meta.insert(CLOCKS_FROM, &index_key(floor))?;
     // The snapshot file is format 1: forget it; openraft builds a new one
     // from the migrated state when it next needs one.
     if trees.meta.remove(SNAPSHOT)?.is_some() {

@@ -293,6 +293,9 @@ pub(crate) mod meta_keys {
     pub const VOTE: &[u8] = b"vote";
     pub const COMMITTED: &[u8] = b"committed";
     pub const LAST_PURGED: &[u8] = b"last_purged";
+    /// The revision a format-1 store was upgraded at: revisions at or
+    /// before it have no recorded time.
+    pub const CLOCKS_FROM: &[u8] = b"clocks_from";
     /// The store's format ([`super::STORE_FORMAT`]).
     pub const FORMAT: &[u8] = b"format";
 }

@@ -95,6 +95,15 @@ impl Registry {
         }
     }
 
+    /// The revision up to which revisions have no recorded time (a store
+    /// upgraded from format 1 at that revision), if any.
+    pub fn clocks_from(&self) -> Result<Option<u64>, StoreFailure> {
+        match self.trees.meta.get(super::meta_keys::CLOCKS_FROM)? {
+            Some(value) => Ok(Some(index_of(&value)?)),
+            None => Ok(None),
+        }
+    }
+
     /// A patient's carer grants, by id.
     pub fn grants_of(&self, nhs_number: &NhsNumber) -> Result<Vec<CarerGrant>, StoreFailure> {
         let prefix = patient_prefix(nhs_number);

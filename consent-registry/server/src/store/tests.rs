@@ -645,6 +645,11 @@ async fn a_round_one_store_is_upgraded_in_place_and_keeps_everything() {
         &entries[0].payload,
         EntryPayload::Normal(p) if matches!(&p.command, Command::AmendIsa { terms, .. } if !terms.emergency_override)
     ));
+    assert_eq!(
+        registry.clocks_from().unwrap(),
+        Some(2),
+        "revisions up to the upgrade have no time"
+    );
     let applied = registry.applied_record().unwrap();
     assert_eq!(applied.log_id.map(|id| id.index), Some(2));
     assert_eq!(applied.clock, None);

@@ -37,6 +37,35 @@ pub fn cli_tls_args(pki: Option<&PkiLayout>) -> Vec<String> {
     }
 }
 
+impl RegistryCluster {
+    /// The `registry` administration tool against this cluster (as
+    /// `registry-admin`, with the cluster's TLS if it has any): its standard
+    /// output, or, if it failed, its standard output and error.
+    pub fn cli(&self, args: &[&str]) -> Result<String, String> {
+        let output = Command::new(crate::binary("registry"))
+            .args(args)
+            .args(["--registry", &self.endpoints().join(",")])
+            .args(cli_tls_args(self.tls.as_ref()))
+            .output()
+            .expect("registry CLI");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if output.status.success() {
+            Ok(stdout)
+        } else {
+            Err(format!(
+                "{stdout}{}",
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    }
+
+    /// [`cli`](Self::cli), which must succeed.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        self.cli(args)
+            .unwrap_or_else(|e| panic!("registry {args:?} failed: {e}"))
+    }
+}
+
 /// A channel to one registry node's API, with mutual TLS as `service` when
 /// `pki` is given.
 pub async fn node_channel(

@@ -16,26 +16,12 @@ use lhcie_integration_tests::registry::{ClusterOptions, RegistryCluster, synthet
 use lhcie_integration_tests::traffic::{self, discharge_summary, with_patient};
 use serde_json::Value;
 
-/// The `registry` tool against the cluster.
 fn registry(cluster: &RegistryCluster, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(lhcie_integration_tests::binary("registry"))
-        .args(args)
-        .args(["--registry", &cluster.endpoints().join(",")])
-        .output()
-        .expect("registry CLI");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    if output.status.success() {
-        Ok(stdout)
-    } else {
-        Err(format!(
-            "{stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
+    cluster.cli(args)
 }
 
 fn registry_ok(cluster: &RegistryCluster, args: &[&str]) -> String {
-    registry(cluster, args).unwrap_or_else(|e| panic!("registry {args:?}: {e}"))
+    cluster.cli_ok(args)
 }
 
 /// `hub audit <message-id>` as the operator: the records, as JSON.

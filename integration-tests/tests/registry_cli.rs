@@ -4,11 +4,10 @@
 //! TLS; the tool presents the `registry-admin` certificate, and every
 //! change is recorded as made by that identity whatever `--actor` says.
 
-use std::process::Command;
 use std::time::Duration;
 
 use lhcie_integration_tests::env::write_topology;
-use lhcie_integration_tests::registry::{ClusterOptions, RegistryCluster, cli_tls_args};
+use lhcie_integration_tests::registry::{ClusterOptions, RegistryCluster};
 
 const ADMIN: &str = "urn:lhcie:service:registry-admin";
 
@@ -17,20 +16,10 @@ struct Cli<'a> {
 }
 
 impl Cli<'_> {
+    /// The tool, asserting an actor the registry must not believe.
     fn run(&self, args: &[&str]) -> Result<String, String> {
-        let output = Command::new(lhcie_integration_tests::binary("registry"))
-            .args(args)
-            .args(["--registry", &self.cluster.endpoints().join(",")])
-            .args(["--actor", "caldicott-guardian"])
-            .args(cli_tls_args(self.cluster.tls.as_ref()))
-            .output()
-            .expect("registry CLI");
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        if output.status.success() {
-            Ok(stdout)
-        } else {
-            Err(String::from_utf8_lossy(&output.stderr).into_owned())
-        }
+        self.cluster
+            .cli(&[args, &["--actor", "caldicott-guardian"]].concat())
     }
 
     fn ok(&self, args: &[&str]) -> String {

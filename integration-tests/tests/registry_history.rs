@@ -5,7 +5,6 @@
 //! revision is made again with `--as-of-revision`; an agreement naming an
 //! organisation outside the topology is refused.
 
-use std::process::Command;
 use std::time::Duration;
 
 use lhcie_integration_tests::env::write_topology;
@@ -21,21 +20,11 @@ struct Cli<'a> {
 
 impl Cli<'_> {
     fn run(&self, args: &[&str]) -> Result<String, String> {
-        let output = Command::new(lhcie_integration_tests::binary("registry"))
-            .args(args)
-            .args(["--registry", &self.cluster.endpoints().join(",")])
-            .output()
-            .expect("registry CLI");
-        if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&output.stderr).into_owned())
-        }
+        self.cluster.cli(args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        self.run(args)
-            .unwrap_or_else(|e| panic!("registry {args:?} failed: {e}"))
+        self.cluster.cli_ok(args)
     }
 
     /// The decision for a discharge summary from Imperial to the Royal Free.

@@ -433,7 +433,9 @@ mod tests {
             store.durable().await.unwrap();
             store.close().await.unwrap();
         }
-        let store = Store::open(dir.path(), Duration::from_secs(3600)).unwrap();
+        let store = crate::store::tests::reopen(dir.path(), Duration::from_secs(3600))
+            .await
+            .unwrap();
         // Newest decision first; one decision's recipients, last recorded
         // first.
         assert_eq!(

@@ -300,7 +300,7 @@ fn decode_audit(bytes: &[u8]) -> Result<AuditRecord, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use lhcie_hub_core::{AuditOutcome, Ingress};
     use time::macros::datetime;
 
@@ -329,6 +329,27 @@ mod tests {
     }
 
     const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+    /// Opens a store again in this process. After the last handle of a
+    /// sled database is dropped, sled's own I/O threads may hold its file
+    /// lock a moment longer; a refusal for that lock is retried here (a
+    /// second hub process is refused at once, as it should be).
+    pub(super) async fn reopen(
+        path: &std::path::Path,
+        retention: Duration,
+    ) -> Result<Store, StoreError> {
+        for _ in 0..100 {
+            match Store::open(path, retention) {
+                Err(StoreError::Sled(sled::Error::Io(error)))
+                    if error.to_string().contains("could not acquire lock") =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
+        Store::open(path, retention)
+    }
 
     /// A sled database with no background flusher, so dropping it lets go
     /// of the folder at once.
@@ -377,7 +398,9 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let store = Store::open(&dir.path().join("old"), WEEK).expect("upgraded");
+        let store = reopen(&dir.path().join("old"), WEEK)
+            .await
+            .expect("upgraded");
         let records = store.audit_of_message("m1").unwrap();
         let AuditOutcome::Routed { recipients } = &records[0].outcome else {
             panic!("{records:?}");
@@ -391,7 +414,7 @@ mod tests {
         db.insert(FORMAT_KEY, &99u32.to_be_bytes()).unwrap();
         db.flush().unwrap();
         drop(db);
-        let refused = Store::open(&dir.path().join("future"), WEEK).err();
+        let refused = reopen(&dir.path().join("future"), WEEK).await.err();
         assert!(
             matches!(
                 refused,
@@ -425,7 +448,7 @@ mod tests {
             assert_eq!(store.decided("ncl-royal-free", "m1").unwrap(), None);
             store.close().await.unwrap();
         }
-        let store = Store::open(dir.path(), WEEK).unwrap();
+        let store = reopen(dir.path(), WEEK).await.unwrap();
         assert_eq!(
             store
                 .decided("nwl-imperial", "m1")

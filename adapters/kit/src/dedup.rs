@@ -145,7 +145,19 @@ mod tests {
             assert!(!store.insert(&key("a", "m1", &["RAL"])).unwrap());
             store.flush().await.unwrap();
         }
-        let store = SeenStore::open(dir.path()).unwrap();
+        // sled's own threads may hold the file lock a moment after the
+        // last handle is dropped: a refusal for the lock is retried.
+        let mut reopened = SeenStore::open(dir.path());
+        for _ in 0..100 {
+            match &reopened {
+                Err(error) if error.to_string().contains("could not acquire lock") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    reopened = SeenStore::open(dir.path());
+                }
+                _ => break,
+            }
+        }
+        let store = reopened.unwrap();
         assert!(store.contains(&key("a", "m1", &["RAL"])).unwrap());
         assert!(!store.contains(&key("a", "m2", &["RAL"])).unwrap());
     }
